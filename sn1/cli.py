@@ -1,0 +1,64 @@
+"""`sn1` — one command for every part of the subnet.
+
+Each concern defines its own sub-command in a small ``cli`` module with
+``add_parser(subparsers)``; those modules import nothing heavy at top level,
+so `sn1 --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import UsageError
+
+COMMANDS = [
+    ("sandbox", "sn1.chain.cli"),
+    ("miner", "sn1.miner.cli"),
+    ("client", "sn1.client"),
+    ("validator", "sn1.validator.cli"),
+    ("tasks", "sn1.tasks.cli"),
+    ("demo", "sn1.demo"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sn1", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sn1 {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _name, module in COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:   # sub-command not built yet
+                continue
+            raise
+        mod.add_parser(sub)
+    return parser
+
+
+def run(func, args) -> int:
+    """Run a command function; bad input becomes one line on stderr and exit 2."""
+    try:
+        rc = func(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return int(rc or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return run(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Miner backends: what a miner says. The framework (sn1.miner.server) does the rest.
+
+A backend is a class with
+    name: str
+    add_args(parser)            (classmethod, optional) its own flags
+    __init__(config)            config is the nested namespace of sn1.config
+    async generate(messages, params) -> async iterator of text pieces
+    async aclose()              (optional) free resources
+Each yielded piece counts as one token for batching (--neuron.streaming_batch_size).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# name -> "module:Class"; imported lazily so `sn1 miner --backend echo` never loads torch.
+BACKENDS = {
+    "echo": "sn1.miner.backends.test:EchoMiner",
+    "phrase": "sn1.miner.backends.test:PhraseMiner",
+    "mock": "sn1.miner.backends.test:MockMiner",
+    "llamacpp": "sn1.miner.backends.llm:LlamaCppMiner",
+    "hf": "sn1.miner.backends.llm:HuggingFaceMiner",
+    "openai": "sn1.miner.backends.llm:OpenAIMiner",
+    "vllm": "sn1.miner.backends.llm:VLLMMiner",
+}
+
+
+def load_backend(name: str):
+    from ...errors import UsageError
+
+    try:
+        target = BACKENDS[name]
+    except KeyError:
+        raise UsageError(f"unknown miner backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,61 @@
+"""Helpers for tests and benchmarks: free ports, waiting for servers, running `sn1`.
+
+(Kept in the package, like starlette.testclient, so every test folder and
+benchmark can import them.)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_wallet(path, name: str, hotkey: str = "default"):
+    """A bittensor.Wallet with unencrypted keys under ``path`` (created if missing)."""
+    import bittensor as bt
+
+    w = bt.Wallet(name=name, hotkey=hotkey, path=str(path))
+    if not (Path(path) / name / "coldkeypub.txt").exists():
+        w.create_new_coldkey(use_password=False, suppress=True)
+    if not (Path(path) / name / "hotkeys" / hotkey).exists():
+        w.create_new_hotkey(use_password=False, suppress=True)
+    return w
+
+
+def run_sn1(*args, check: bool = False, timeout: float = 120, env: dict | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m sn1.cli ARGS` and capture its output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "sn1.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        env={**os.environ, **(env or {})}, input=input,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"sn1 {' '.join(map(str, args))} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None,
+                  host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listening on {host}:{port} after {timeout}s")
