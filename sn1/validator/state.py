@@ -1,0 +1,87 @@
+"""The validator's state (step, scores, hotkeys), saved atomically after every step.
+
+A crash or ``kill -9`` at any moment leaves either the previous or the new
+file, never a torn one: write a temp file in the same folder, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UsageError
+
+STATE_FILE = "state.json"
+FORMAT = "sn1-validator-state/1"
+
+
+@dataclass
+class State:
+    step: int = 0
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    hotkeys: list[str] = field(default_factory=list)
+    last_weights_block: int = -1
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "step": self.step,
+            "scores": [float(x) for x in self.scores],
+            "hotkeys": list(self.hotkeys),
+            "last_weights_block": self.last_weights_block,
+        }
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    # Make the rename itself durable.
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def save(folder: str, state: State) -> None:
+    atomic_write(os.path.join(folder, STATE_FILE), json.dumps(state.to_json()).encode())
+
+
+def load(folder: str) -> State | None:
+    """The saved state, None if there is none; UsageError if it is not ours or is damaged."""
+    path = os.path.join(folder, STATE_FILE)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        d = json.loads(raw)
+        if d.get("format") != FORMAT:
+            raise ValueError("unknown format")
+        scores = np.asarray(d["scores"], dtype=np.float64)
+        hotkeys = [str(h) for h in d["hotkeys"]]
+        if len(scores) != len(hotkeys):
+            raise ValueError("scores and hotkeys differ in length")
+        return State(step=int(d["step"]), scores=scores, hotkeys=hotkeys,
+                     last_weights_block=int(d.get("last_weights_block", -1)))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f"validator state {path} is not a valid SN1 state file ({e}); "
+                         f"move it away to start fresh") from None
