@@ -1,0 +1,186 @@
+"""`sn1 sandbox init|register|stake|metagraph` — a local subnet, mirroring btcli.
+
+Light module: the sandbox (numpy, sqlite) and bittensor load only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from ..config import DEFAULT_SANDBOX_PATH, add_logging_args, add_wallet_args, expand, flag, nest, setup_logging
+from ..errors import UsageError
+
+
+def _one_line_errors(parser: argparse.ArgumentParser, name: str) -> None:
+    """argparse mistakes as one line and exit 2, like every other bad input."""
+    def error(message: str):
+        print(f"error: sn1 sandbox{(' ' + name) if name else ''}: {message}", file=sys.stderr)
+        sys.exit(2)
+    parser.error = error   # type: ignore[method-assign]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    flag(p, "--netuid", type=int, default=1, help="subnet uid (default 1)")
+    flag(p, "--sandbox.path", default=DEFAULT_SANDBOX_PATH,
+         help=f"folder holding the sandbox state (default {DEFAULT_SANDBOX_PATH})")
+    add_logging_args(p)
+
+
+def _tao(value: str, what: str) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} must be a number of TAO, got {value!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise UsageError(f"{what} must be a finite, non-negative number of TAO, got {value!r}")
+    return x
+
+
+def add_parser(subparsers) -> None:
+    top = subparsers.add_parser("sandbox", help="a local subnet on this machine (no TAO needed)",
+                                description=__doc__.splitlines()[0])
+    _one_line_errors(top, "")
+    sub = top.add_subparsers(dest="sandbox_command", metavar="COMMAND")
+    top.set_defaults(func=lambda args: (top.print_help(), 2)[1])
+
+    p = sub.add_parser("init", help="create a sandbox subnet")
+    _one_line_errors(p, "init")
+    _common(p)
+    p.add_argument("--tempo", type=int, default=None, help="blocks between consensus epochs (default 100)")
+    p.add_argument("--block-time", type=float, default=None, help="seconds per block (default 12)")
+    p.add_argument("--max-uids", type=int, default=None, help="uids in the subnet (default 256)")
+    p.add_argument("--max-validators", type=int, default=None, help="validator permits, top-K stake (default 64)")
+    p.add_argument("--immunity-period", type=int, default=None,
+                   help="blocks a new registration cannot be replaced (default 5000)")
+    p.add_argument("--min-allowed-weights", type=int, default=None, help="default 1")
+    p.add_argument("--max-weight-limit", type=float, default=None, help="max share of one uid, 0..1 (default 1)")
+    p.add_argument("--weights-rate-limit", type=int, default=None,
+                   help="blocks between two set_weights of one hotkey (default 100)")
+    p.add_argument("--emission-per-block", type=float, default=None, help="TAO emitted per block (default 1)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("register", help="register a wallet's hotkey; prints its uid")
+    _one_line_errors(p, "register")
+    _common(p)
+    add_wallet_args(p)
+    p.add_argument("--stake", default="0", help="TAO staked to the hotkey on registration (default 0)")
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("stake", help="add stake to a registered hotkey")
+    _one_line_errors(p, "stake")
+    _common(p)
+    add_wallet_args(p)
+    p.add_argument("--amount", required=True, help="TAO to add")
+    p.set_defaults(func=cmd_stake)
+
+    p = sub.add_parser("metagraph", help="print the subnet's neurons (like `btcli subnets metagraph`)")
+    _one_line_errors(p, "metagraph")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per uid (a JSON list)")
+    p.set_defaults(func=cmd_metagraph)
+
+
+def _chain(config):
+    from .sandbox import SandboxChain
+
+    return SandboxChain(expand(config.sandbox.path), config.netuid)
+
+
+def _chain_errors(fn):
+    """A chain refusal in a command is bad input: one line, exit 2."""
+    def run(args):
+        from .base import ChainError
+
+        config = nest(args)
+        setup_logging(config)
+        try:
+            return fn(config)
+        except ChainError as e:
+            raise UsageError(str(e)) from None
+    return run
+
+
+@_chain_errors
+def cmd_init(config) -> int:
+    from .sandbox import DEFAULT_TEMPO, SandboxChain
+
+    params = {k: v for k, v in {
+        "max_uids": config.max_uids, "max_validators": config.max_validators,
+        "immunity_period": config.immunity_period, "min_allowed_weights": config.min_allowed_weights,
+        "max_weight_limit": config.max_weight_limit, "weights_rate_limit": config.weights_rate_limit,
+        "emission_per_block": config.emission_per_block}.items() if v is not None}
+    path = expand(config.sandbox.path)
+    chain = SandboxChain.init(path, config.netuid, tempo=config.tempo or DEFAULT_TEMPO,
+                              block_time=config.block_time, **params)
+    hp = chain.hyperparams()
+    print(f"sandbox subnet {chain.netuid} initialised at {path} "
+          f"(block time {chain._block_time:g} s, tempo {hp.tempo}, max uids {hp.max_uids}, "
+          f"max validators {hp.max_validators}, immunity {hp.immunity_period} blocks)")
+    return 0
+
+
+@_chain_errors
+def cmd_register(config) -> int:
+    from . import load_wallet
+
+    stake = _tao(config.stake, "--stake")
+    chain = _chain(config)
+    wallet = load_wallet(config)
+    reg = chain.register_neuron(wallet, stake)
+    if not reg.new:
+        print(f"hotkey {wallet.hotkey.ss58_address} already registered on sandbox netuid {chain.netuid} "
+              f"as uid {reg.uid}", file=sys.stderr)
+    elif reg.replaced:
+        print(f"subnet full: replaced uid {reg.uid} (hotkey {reg.replaced})", file=sys.stderr)
+    print(reg.uid)
+    return 0
+
+
+@_chain_errors
+def cmd_stake(config) -> int:
+    from . import load_wallet
+
+    amount = _tao(config.amount, "--amount")
+    if amount == 0:
+        raise UsageError("--amount must be greater than 0")
+    chain = _chain(config)
+    wallet = load_wallet(config)
+    total = chain.stake(wallet, amount)
+    print(f"staked {amount:g} TAO to {wallet.hotkey.ss58_address}; it now holds {total:.4f} TAO")
+    return 0
+
+
+@_chain_errors
+def cmd_metagraph(config) -> int:
+    chain = _chain(config)
+    mg = chain.metagraph()
+    if config.json:
+        print(json.dumps([n.to_json() for n in mg.neurons], indent=1))
+    else:
+        print(format_table(mg, chain.hyperparams()))
+    return 0
+
+
+def format_table(mg, hp) -> str:
+    """The layout of `btcli subnets metagraph` (hotkeys shortened like btcli does)."""
+    head = ["UID", "STAKE(τ)", "RANK", "TRUST", "CONSENSUS", "INCENTIVE", "DIVIDENDS", "EMISSION(τ)",
+            "VPERMIT", "UPDATED", "AXON", "HOTKEY", "COLDKEY"]
+    rows = []
+    for n in mg.neurons:
+        rows.append([str(n.uid), f"{n.stake:.4f}", f"{n.rank:.5f}", f"{n.trust:.5f}", f"{n.consensus:.5f}",
+                     f"{n.incentive:.5f}", f"{n.dividends:.5f}", f"{n.emission:.6f}",
+                     "*" if n.validator_permit else "", str(mg.block - n.last_update),
+                     n.endpoint or "none", n.hotkey[:10], n.coldkey[:10]])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    line = lambda cells: "  ".join(c.rjust(w) if i < 10 else c.ljust(w)   # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    total = sum(n.stake for n in mg.neurons)
+    out = [f"Metagraph: net: sandbox:{mg.netuid}, block: {mg.block}, N: {mg.n}/{hp.max_uids}, "
+           f"stake: τ{total:.4f}, tempo: {hp.tempo}", line(head)]
+    out += [line(r) for r in rows]
+    if not rows:
+        out.append("(no neurons registered yet: `sn1 sandbox register --wallet.name W --wallet.hotkey H`)")
+    return "\n".join(out)
