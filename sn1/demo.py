@@ -1,0 +1,206 @@
+"""`sn1 demo` (what `make demo` runs): a whole subnet on this machine.
+
+A sandbox chain, one validator on the embedded LLM, four miners (two
+embedded-LLM miners with different settings, echo and phrase). The validator
+runs ``--steps`` steps; then consensus runs and the leaderboard is printed.
+Everything is real: separate processes talking signed HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+
+from .config import expand
+
+NETUID = 1
+BLOCK_TIME = 0.5      # seconds per sandbox block: a 100-block epoch in under a minute
+TEMPO = 20            # consensus every 10 s
+EPOCH_LENGTH = 10     # the validator sets weights every 5 s
+
+# (name, kind shown on the leaderboard, sn1 miner arguments)
+MINERS = [
+    ("smol-precise", "llama.cpp SmolLM2, t=0.2",
+     ["--backend", "llamacpp", "--neuron.temperature", "0.2", "--neuron.max_tokens", "96"]),
+    ("smol-creative", "llama.cpp SmolLM2, t=0.9",
+     ["--backend", "llamacpp", "--neuron.temperature", "0.9", "--neuron.max_tokens", "96"]),
+    ("echo", "echo (repeats the question)", ["--backend", "echo"]),
+    ("phrase", "phrase (always the same text)",
+     ["--backend", "phrase", "--neuron.phrase", "I am a miner and I always say this."]),
+]
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("demo", help="run a whole subnet on this machine and print a leaderboard",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=int(os.environ.get("DEMO_STEPS", 10)),
+                   help="validator steps (default: $DEMO_STEPS or 10)")
+    p.add_argument("--path", default="~/.sn1/demo", help="folder for the demo's chain, wallets and logs "
+                   "(wiped at start)")
+    p.add_argument("--timeout", type=float, default=12.0, help="validator timeout per step (seconds)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _free_port() -> int:
+    from .testing import free_port
+
+    return free_port()
+
+
+class Procs:
+    """Child processes that are always stopped, even on Ctrl-C."""
+
+    def __init__(self, logdir: str):
+        self.logdir = logdir
+        self.items: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str], relay=None) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "sn1.cli", *args]
+        logf = open(os.path.join(self.logdir, f"{name}.log"), "w")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        if relay is None:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
+        else:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                    text=True, bufsize=1)
+
+            def pump():
+                for line in proc.stdout:
+                    logf.write(line)
+                    logf.flush()
+                    relay(line.rstrip("\n"))
+            threading.Thread(target=pump, daemon=True).start()
+        self.items.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        for _, p in self.items:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + 10
+        for _, p in self.items:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+def run(args) -> int:
+    from .chain.sandbox import SandboxChain
+    from .testing import make_wallet, wait_for_port
+
+    root = expand(args.path)
+    if os.path.isdir(root):
+        shutil.rmtree(root)
+    sandbox, wallets, logs = (os.path.join(root, d) for d in ("sandbox", "wallets", "logs"))
+    os.makedirs(logs)
+    t0 = time.monotonic()
+
+    say(f"sandbox chain in {sandbox} ({BLOCK_TIME}s blocks, consensus every {TEMPO} blocks)")
+    chain = SandboxChain.init(sandbox, NETUID, tempo=TEMPO, block_time=BLOCK_TIME,
+                              weights_rate_limit=EPOCH_LENGTH // 2, immunity_period=1000)
+    common = ["--subtensor.network", "sandbox", "--sandbox.path", sandbox, "--netuid", str(NETUID),
+              "--wallet.path", wallets]
+
+    v_wallet = make_wallet(wallets, "validator", "default")
+    v_uid = chain.register(v_wallet, stake=1000.0)
+    say(f"registered validator as uid {v_uid} with 1000 TAO stake")
+    kinds: dict[int, str] = {}
+    procs = Procs(logs)
+    try:
+        ports = []
+        for name, kind, extra in MINERS:
+            w = make_wallet(wallets, name, "default")
+            uid = chain.register(w, stake=0.0)
+            kinds[uid] = kind
+            port = _free_port()
+            ports.append((name, port))
+            procs.start(f"miner-{name}", ["miner", *extra, *common, "--wallet.name", name,
+                                          "--wallet.hotkey", "default", "--axon.port", str(port)])
+            say(f"miner uid {uid}: {kind} on 127.0.0.1:{port}")
+        for name, port in ports:
+            wait_for_port(port, timeout=120)
+        say("all miners are listening; starting the validator (loads the embedded LLM and MiniLM)")
+
+        def relay(line: str) -> None:
+            if "sn1.validator" in line or "ERROR" in line or "Traceback" in line:
+                print("  " + line, flush=True)
+
+        full_path = os.path.join(root, "validator")
+        vproc = procs.start("validator", [
+            "validator", *common, "--wallet.name", "validator", "--wallet.hotkey", "default",
+            "--neuron.full_path", full_path, "--neuron.max_steps", str(args.steps),
+            "--neuron.timeout", str(args.timeout), "--neuron.epoch_length", str(EPOCH_LENGTH),
+            "--neuron.sample_size", "50", "--neuron.axon_off", "--wandb.off",
+            "--neuron.query_max_tokens", "96", "--neuron.seed", "1",
+        ], relay=relay)
+        rc = vproc.wait()
+        if rc != 0:
+            say(f"the validator exited with code {rc}; see {os.path.join(logs, 'validator.log')}")
+            return 1
+        # Let one more consensus epoch run on the final weights.
+        say("validator finished; waiting one consensus epoch for incentive")
+        time.sleep(TEMPO * BLOCK_TIME + 1)
+    finally:
+        procs.stop()
+
+    events_path = os.path.join(full_path, "events.jsonl")
+    print_leaderboard(chain, kinds, events_path, os.path.join(full_path, "state.json"))
+    say(f"events log: {events_path}")
+    say(f"process logs: {logs}")
+    say(f"done in {time.monotonic() - t0:.0f}s")
+    return 0
+
+
+def leaderboard_rows(chain, kinds: dict[int, str], events_path: str, state_path: str):
+    """Rows of (uid, kind, {task: mean reward}, score, weight, incentive) and the task names."""
+    import numpy as np
+
+    from .validator.events import read_events
+    from .validator.weights import process_weights
+
+    per: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    tasks: list[str] = []
+    for ev in read_events(events_path):
+        if ev["task"] not in tasks:
+            tasks.append(ev["task"])
+        for uid, r in zip(ev["uids"], ev["rewards"]):
+            per[uid][ev["task"]].append(r or 0.0)
+    with open(state_path) as f:
+        scores = np.asarray(json.load(f)["scores"])
+    uids_w, w = process_weights(scores, chain.hyperparams())
+    weight = dict(zip(uids_w, w))
+    mg = chain.metagraph()
+    rows = []
+    for uid, kind in kinds.items():
+        means = {t: (float(np.mean(per[uid][t])) if per[uid][t] else None) for t in tasks}
+        rows.append((uid, kind, means, float(scores[uid]) if uid < len(scores) else 0.0,
+                     weight.get(uid, 0.0), mg.neurons[uid].incentive))
+    rows.sort(key=lambda r: -r[3])
+    return rows, tasks
+
+
+def print_leaderboard(chain, kinds, events_path, state_path) -> None:
+    rows, tasks = leaderboard_rows(chain, kinds, events_path, state_path)
+    print()
+    print("Leaderboard")
+    head = f"{'uid':>3}  {'miner':<32}" + "".join(f"{t[:12]:>13}" for t in tasks) + \
+        f"{'score':>9}{'weight':>9}{'incentive':>11}"
+    print(head)
+    print("-" * len(head))
+    for uid, kind, means, score, w, inc in rows:
+        cells = "".join(f"{'-' if means[t] is None else format(means[t], '.3f'):>13}" for t in tasks)
+        print(f"{uid:>3}  {kind:<32}{cells}{score:>9.4f}{w:>9.4f}{inc:>11.4f}")
+    print()
