@@ -101,11 +101,17 @@ def run(args) -> int:
     from .chain.sandbox import SandboxChain
     from .testing import make_wallet, wait_for_port
 
+    from .errors import UsageError
+
     root = expand(args.path)
-    if os.path.isdir(root):
+    marker = os.path.join(root, ".sn1-demo")
+    if os.path.isdir(root) and os.listdir(root):
+        if not os.path.exists(marker):   # never wipe a folder the demo did not make
+            raise UsageError(f"--path {root} exists and was not made by `sn1 demo`; choose another folder")
         shutil.rmtree(root)
     sandbox, wallets, logs = (os.path.join(root, d) for d in ("sandbox", "wallets", "logs"))
     os.makedirs(logs)
+    open(marker, "w").close()
     t0 = time.monotonic()
 
     say(f"sandbox chain in {sandbox} ({BLOCK_TIME}s blocks, consensus every {TEMPO} blocks)")
