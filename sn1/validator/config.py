@@ -43,6 +43,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, n + "query_max_tokens", type=int, default=256, help="max_tokens asked of miners")
     flag(parser, n + "max_steps", type=int, default=0, help="stop after this many steps (0 = run forever)")
     flag(parser, n + "seed", type=int, default=None, help="seed for task and uid choices")
+    flag(parser, n + "weights_retry_base", type=float, default=2.0,
+         help="seconds before retrying a failed set_weights (doubles per failure, max 300)")
     flag(parser, n + "sync_interval", type=float, default=0.0,
          help="min seconds between metagraph resyncs (0 = after every step)")
     flag(parser, "--axon.port", type=int, default=8092)

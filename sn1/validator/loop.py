@@ -144,8 +144,7 @@ class Validator:
                                           task.challenge, completions)
         t_score = time.monotonic()
 
-        # Fold into scores against the uids' *current* positions (a resync may
-        # have happened during the step in another forward).
+        # Resyncs happen only between rounds, so `uids` still index state.scores.
         self.state.scores = scores_mod.update(
             self.state.scores, uids, rewards.total,
             alpha=get(self.config, "neuron.moving_average_alpha"),
@@ -249,7 +248,8 @@ async def setup(config) -> Validator:
         log.info("loaded state from %s: step %d, %d uids", folder, st.step, len(st.hotkeys))
     seed = get(config, "neuron.seed")
     v = Validator(config=config, chain=chain, wallet=wallet, uid=uid, metagraph=mg, state=st,
-                  folder=folder, rng=random.Random(seed))
+                  folder=folder, rng=random.Random(seed),
+                  weights_backoff=Backoff(base=get(config, "neuron.weights_retry_base", 2.0)))
     v.state.scores = scores_mod.resync(st.scores, st.hotkeys, mg.hotkeys)
     v.state.hotkeys = mg.hotkeys
     v.events = EventLog(os.path.join(folder, "events.jsonl"),
