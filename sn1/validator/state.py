@@ -64,9 +64,24 @@ def save(folder: str, state: State) -> None:
     atomic_write(os.path.join(folder, STATE_FILE), json.dumps(state.to_json()).encode())
 
 
+def _remove_torn_temp_files(folder: str) -> None:
+    # Left by a crash between write and rename; never part of the state.
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith(".tmp-") and name.endswith(STATE_FILE):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except FileNotFoundError:
+                pass
+
+
 def load(folder: str) -> State | None:
     """The saved state, None if there is none; UsageError if it is not ours or is damaged."""
     path = os.path.join(folder, STATE_FILE)
+    _remove_torn_temp_files(folder)
     try:
         with open(path, "rb") as f:
             raw = f.read()
