@@ -11,10 +11,12 @@ are imported on first use.
 """
 
 from sn1.rewards.pipeline import REWARD_MODELS, ModelRewards, StepRewards, check_specs, model_key, score
-from sn1.rewards.relevance import DEFAULT_MODEL, RelevanceModel, default_relevance_model, load_relevance_model
+from sn1.rewards.relevance import (
+    DEFAULT_MODEL, RelevanceModel, default_relevance_model, get_relevance_model, load_relevance_model,
+)
 from sn1.rewards.spec import RewardSpec
 
 __all__ = [
     "DEFAULT_MODEL", "REWARD_MODELS", "ModelRewards", "RelevanceModel", "RewardSpec", "StepRewards",
-    "check_specs", "default_relevance_model", "load_relevance_model", "model_key", "score",
+    "check_specs", "default_relevance_model", "get_relevance_model", "load_relevance_model", "model_key", "score",
 ]

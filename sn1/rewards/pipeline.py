@@ -41,9 +41,9 @@ def _per_completion(fn: Callable[..., float], option_names: tuple[str, ...] = ()
 
 
 def _relevance(reference: str, completions: list[str], options: dict):
-    from sn1.rewards.relevance import default_relevance_model, load_relevance_model
+    from sn1.rewards.relevance import default_relevance_model, get_relevance_model
 
-    model = (load_relevance_model(options["model"], options.get("device")) if options.get("model")
+    model = (get_relevance_model(options["model"], options.get("device")) if options.get("model")
              else default_relevance_model())
     t0 = time.perf_counter()
     rewards = model.rewards(reference, completions)

@@ -71,15 +71,24 @@ class RelevanceModel:
 def load_relevance_model(name: str | None = None, device: str | None = None) -> RelevanceModel:
     """Load (once per process) and return a relevance model; it becomes the default for `score()`.
 
-    name: None / "all-MiniLM-L6-v2" -> the bundled offline copy; otherwise a
-    sentence-transformers hub name or a local directory. device: "cpu"
+    Call it once at start (e.g. with `--neuron.relevance_model` / `--neuron.device`) so the
+    first step does not pay the load. name: None / "all-MiniLM-L6-v2" -> the bundled offline
+    copy; otherwise a sentence-transformers hub name or a local directory. device: "cpu"
     (default), "cuda", "cuda:1"... Raises UsageError when the model cannot load.
     """
+    model = get_relevance_model(name, device)
+    with _lock:
+        _default.update(name=model.name, device=model.device)
+    return model
+
+
+def get_relevance_model(name: str | None = None, device: str | None = None) -> RelevanceModel:
+    """The cached model for (name, device), loading it on first use; the default is unchanged."""
     import time
 
     key_name = DEFAULT_MODEL if name in _BUNDLED_ALIASES else str(name)
     key = (key_name, device or "cpu")
-    with _lock:
+    with _lock:  # one load per key even when several steps start at once
         model = _models.get(key)
         if model is None:
             t0 = time.perf_counter()
@@ -88,14 +97,13 @@ def load_relevance_model(name: str | None = None, device: str | None = None) -> 
                                    show_progress_bar=False)[0]
             model = RelevanceModel(key_name, key[1], encoder, empty, time.perf_counter() - t0)
             _models[key] = model
-        if name is not None or _default["name"] is None:
-            _default.update(name=key[0], device=key[1])
         return model
 
 
 def default_relevance_model() -> RelevanceModel:
-    """The model `score()` uses when a relevance spec names none (loads the bundled one if needed)."""
-    return load_relevance_model(_default["name"], _default["device"])
+    """The model `score()` uses when a relevance spec names none (the bundled one unless
+    `load_relevance_model` chose another)."""
+    return get_relevance_model(_default["name"], _default["device"])
 
 
 def _load_encoder(name: str | None, device: str):

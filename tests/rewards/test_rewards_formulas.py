@@ -1,0 +1,191 @@
+"""Each reward formula of spec §6 against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from sn1.rewards.date import UNPARSABLE_DISTANCE, date, date_distance, first_date
+from sn1.rewards.numeric import float_diff, last_number, parse_number
+from sn1.rewards.text import diff, rouge
+
+REF = "the cat sat on the mat"          # tokens: the x2, cat, sat, on, mat
+BIG = 100_000                           # characters of a "100 kB completion"
+
+
+def filler(n_chars: int, word: str = "lorem") -> str:
+    return (word + " ") * (n_chars // (len(word) + 1))
+
+
+# ---------------------------------------------------------------- rouge
+def test_rouge1_hand_value():
+    # overlap 3 (the, cat, sat): P = 3/3, R = 3/6 -> F = 2/3
+    assert rouge(REF, "the cat sat", "rouge-1") == pytest.approx(2 / 3)
+    assert rouge(REF, REF, "rouge-1") == pytest.approx(1.0)
+    # clipped counts: "the the the" matches "the" at most twice -> P = 2/3, R = 2/6, F = 4/9
+    assert rouge(REF, "the the the", "rouge-1") == pytest.approx(4 / 9)
+
+
+def test_rougel_hand_value():
+    # LCS("a b c d e", "a c e x") = "a c e" = 3: P = 3/4, R = 3/5 -> F = 2/3
+    assert rouge("a b c d e", "a c e x", "rouge-l") == pytest.approx(2 / 3)
+    # order matters for rouge-l, not for rouge-1
+    assert rouge("a b c d", "d c b a", "rouge-1") == pytest.approx(1.0)
+    assert rouge("a b c d", "d c b a", "rouge-l") == pytest.approx(0.25)
+
+
+def test_repetition_does_not_raise_rouge():
+    # The original library scored this at ~0.98. Clipped counts: P = 6/240, R = 1.
+    repeated = " ".join([REF] * 40)
+    for ngram in ("rouge-1", "rouge-l"):
+        assert rouge(REF, repeated, ngram) == pytest.approx(2 * 0.025 / 1.025)
+        assert rouge(REF, repeated, ngram) < rouge(REF, REF, ngram)
+
+
+def test_rouge_matches_rouge_score_on_ascii():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"])
+    pairs = [
+        ("The Eiffel Tower was completed in 1889 for the World's Fair.",
+         "Completed in 1889, the tower was built for the World's Fair in Paris."),
+        ("Photosynthesis converts light energy into chemical energy.",
+         "Plants turn light into chemical energy by photosynthesis; light energy is key."),
+    ]
+    for ref, comp in pairs:
+        expected = scorer.score(ref, comp)
+        assert rouge(ref, comp, "rouge-1") == pytest.approx(expected["rouge1"].fmeasure)
+        assert rouge(ref, comp, "rouge-l") == pytest.approx(expected["rougeL"].fmeasure)
+
+
+def test_rouge_empty_and_unicode():
+    for ngram in ("rouge-1", "rouge-l"):
+        assert rouge(REF, "", ngram) == 0.0
+        assert rouge("", REF, ngram) == 0.0
+        assert rouge(REF, "  \n ", ngram) == 0.0
+        assert rouge(REF, "!!! ???", ngram) == 0.0
+    # café, au, lait, à, paris vs café, à, paris: P = 1, R = 3/5 -> F = 0.75
+    assert rouge("Café au lait à Paris", "café à PARIS", "rouge-1") == pytest.approx(0.75)
+    # CJK runs are tokens too (rouge-score's own tokenizer drops them and scores 0)
+    assert rouge("東京 大阪", "東京", "rouge-1") == pytest.approx(2 / 3)
+    assert rouge("東京 大阪", "東京 🙂", "rouge-l") == pytest.approx(2 / 3)
+
+
+def test_rouge_unknown_ngram():
+    with pytest.raises(ValueError, match="rouge-2"):
+        rouge(REF, REF, "rouge-2")
+
+
+@pytest.mark.timeout(60)
+def test_rouge_100kb_completion():
+    completion = REF + " " + filler(BIG)
+    n = len(completion.split())
+    for ngram in ("rouge-1", "rouge-l"):
+        t0 = time.perf_counter()
+        value = rouge(REF, completion, ngram)
+        # all 6 reference tokens matched: P = 6/n, R = 1
+        assert value == pytest.approx(2 * (6 / n) / (6 / n + 1))
+        print(f"{ngram} on {len(completion)} chars: {time.perf_counter() - t0:.3f} s")
+
+
+# ---------------------------------------------------------------- diff
+def test_diff_hand_values():
+    assert diff("abcd", "bcde") == pytest.approx(2 * 3 / 8)     # "bcd" matches
+    assert diff("abcd", "abcd") == 1.0
+    assert diff("abcd", "") == 0.0
+    assert diff("héllo wörld", "héllo wörld") == 1.0
+    assert diff("héllo", "hello") == pytest.approx(2 * 4 / 10)
+
+
+@pytest.mark.timeout(60)
+def test_diff_100kb_completion():
+    code = "def add(a, b):\n    return a + b\n" * 40
+    value = diff(code, code + filler(BIG, "x = 1\n"))
+    assert 0.0 < value < 0.1
+
+
+# ---------------------------------------------------------------- float_diff
+@pytest.mark.parametrize("reference, completion, expected", [
+    ("42", "The answer is 42.", 1.0),
+    ("40", "I think it is 42", 1 - 2 / 40),
+    ("-10", "x = -12", 1 - 2 / 10),
+    ("1000000", "That makes 1,000,000.", 1.0),
+    ("0.75", "the ratio is 3/4", 1.0),
+    ("8", "so 2^3", 1.0),                           # ^ is a power, not xor
+    ("1.4142135623730951", "it is sqrt(2)", 1.0),
+    ("7", "5 apples and 7 pears", 1.0),             # the last number wins
+    ("5", "5 apples and 7 pears", 1 - 2 / 5),
+    ("100", "about 0.2", 1 - 99.8 / 100),           # difference 0.998 -> kept
+    ("100", "about 0.05", 0.0),                     # difference 0.9995 > 0.999 -> 0
+    ("100", "about 1000", 0.0),                     # difference clipped to 1
+    ("0", "zero is 0", 1.0),                        # ref == 0 guarded
+    ("0", "it is 1", 0.0),
+    ("42", "no number here", 0.0),
+    ("42", "", 0.0),
+    ("42", "答案是 42", 1.0),                        # unicode around the number
+    ("42", "42 and then inf nan", 1.0),             # non-finite words are not numbers
+    ("3", "3 or 9**9**9**9", 1.0),                  # a power tower is not evaluated
+])
+def test_float_diff_hand_values(reference, completion, expected):
+    assert float_diff(reference, completion) == pytest.approx(expected)
+
+
+def test_float_diff_never_evaluates_code(tmp_path):
+    marker = tmp_path / "pwned"
+    word = f"__import__('pathlib').Path('{marker}').touch()or(1)"
+    assert parse_number(word) is None
+    assert float_diff("1", f"answer {word}") == 0.0
+    assert not marker.exists()
+
+
+@pytest.mark.timeout(60)
+def test_float_diff_100kb_completions():
+    # digits everywhere but nothing that parses: only a bounded number of sympy attempts
+    assert last_number(filler(BIG, "1+")) is None
+    assert last_number(filler(BIG, "(2)**9**9**9")) is None
+    assert float_diff("12", filler(BIG, "word") + " 12") == 1.0
+    # after the sympy budget is spent, plain numbers are still found
+    assert float_diff("12", "12 " + filler(BIG, "1+")) == 1.0
+
+
+# ---------------------------------------------------------------- date
+def test_date_formats():
+    july4 = (186, 1776)                          # 2000 is a leap year: July 4 is day 186
+    assert first_date("born 4 July 1776") == july4
+    assert first_date("on July 4, 1776") == july4
+    assert first_date("on july 4th 1776") == july4
+    assert first_date("on 4/7/1776") == july4        # D/M/YYYY
+    assert first_date("on 7/25/1776") == (207, 1776)  # impossible as D/M: read as M/D
+    assert first_date("on 7/4/76") == (186, 1976)     # M/D/YY, %y pivot
+    assert first_date("on 7/4/05") == (186, 2005)
+    assert first_date("31/02/2000 then 1/3/2000") == (61, 2000)   # impossible date skipped
+    assert first_date("July 4, 1776 or 14 July 1789") == july4     # earliest in the text
+
+
+def test_date_hand_values():
+    ref = "4 July 1776"
+    assert date(ref, "It was July 4, 1776.") == 1.0
+    assert date(ref, "5/7/1776") == pytest.approx(math.exp(-1 / 1000))
+    assert date(ref, "July 14th, 1776") == pytest.approx(math.exp(-100 / 1000))
+    # 83 days off: exp(-6.889) = 0.00102 is kept; 84 days: exp(-7.056) = 0.00086 < 0.001 -> 0
+    assert date(ref, "25 September 1776") == pytest.approx(math.exp(-(83 ** 2) / 1000))
+    assert math.exp(-(84 ** 2) / 1000) < 0.001
+    assert date(ref, "26 September 1776") == 0.0
+    assert date(ref, "July 4, 1777") == 0.0              # 365 days off
+    assert date("July 4, 1976", "7/4/76") == 1.0
+
+
+def test_date_unparsable_empty_unicode():
+    assert date_distance("4 July 1776", "sometime in summer") == UNPARSABLE_DISTANCE
+    assert date("4 July 1776", "sometime in summer") == 0.0
+    assert date("4 July 1776", "") == 0.0
+    assert date("no date", "4 July 1776") == 0.0
+    assert date("4 July 1776", "C'était le 4 July 1776 — 🎆") == 1.0
+
+
+@pytest.mark.timeout(60)
+def test_date_100kb_completion():
+    assert date("1 January 2000", filler(BIG, "12/34/5678") + " 1 January 2000") == 1.0
+    assert date("1 January 2000", filler(BIG, "January")) == 0.0
