@@ -35,7 +35,7 @@ class LlamaCppEngine:
     name = "llamacpp"
 
     def __init__(self, model_id: str | None = None, n_ctx: int = 2048, n_threads: int | None = None,
-                 parallel: int = 1, chat_format: str = "chatml", seed: int | None = None):
+                 parallel: int = 1, chat_format: str | None = None, seed: int | None = None):
         try:
             from llama_cpp import Llama
         except ImportError as e:
@@ -48,6 +48,7 @@ class LlamaCppEngine:
         else:
             from .embedded import embedded_gguf
             path = embedded_gguf()
+            chat_format = chat_format or "chatml"   # SmolLM2's format
         if parallel < 1:
             raise UsageError(f"--llm.parallel must be at least 1, got {parallel}")
         self.model_path = path
@@ -55,6 +56,7 @@ class LlamaCppEngine:
         self.n_ctx = n_ctx
         self._pool: queue.Queue = queue.Queue()
         for _ in range(parallel):
+            # chat_format None: llama.cpp uses the template stored in the GGUF file.
             kw = dict(model_path=str(path), n_ctx=n_ctx, chat_format=chat_format, verbose=False)
             if n_threads:
                 kw.update(n_threads=n_threads, n_threads_batch=n_threads)
@@ -82,6 +84,10 @@ class LlamaCppEngine:
         if llm is None:     # cancelled while waiting for a free context
             return
         try:
+            n_prompt = len(llm.tokenize(_chatml(messages).encode(), add_bos=False, special=True))
+            if n_prompt >= self.n_ctx:
+                raise LLMError(f"llamacpp: the prompt is {n_prompt} tokens, more than the model's "
+                               f"context of {self.n_ctx} (--llm.n_ctx)")
             try:
                 chunks = llm.create_chat_completion(
                     messages=messages, stream=True,
@@ -108,3 +114,9 @@ class LlamaCppEngine:
     def chat(self, messages: Messages, params: GenParams) -> str:
         return "".join(self.stream(messages, params))
 
+
+
+def _chatml(messages: Messages) -> str:
+    """The prompt as llama.cpp's ChatML formatter writes it (used to measure its length)."""
+    body = "".join(f"<|im_start|>{m.get('role', 'user')}\n{m.get('content') or ''}<|im_end|>\n" for m in messages)
+    return body + "<|im_start|>assistant\n"

@@ -74,7 +74,7 @@ class OpenAIEngine:
             detail = _api_message(exc)
             return LLMError(f"openai: {where} {what} (HTTP {code})" + (f": {detail}" if detail else ""))
         if isinstance(exc, openai.APITimeoutError):
-            return LLMError(f"openai: {where} stalled: no data within {self.client.timeout.read}s")
+            return LLMError(f"openai: {where} stalled: no data within {self.client.timeout.read:g}s")
         if isinstance(exc, openai.APIConnectionError):
             return LLMError(f"openai: cannot reach {where}: {_cause(exc)}")
         if isinstance(exc, openai.APIError):
