@@ -1,0 +1,197 @@
+"""`sn1 miner --backend NAME` and the seed's entry scripts (neurons/miners/*/miner.py).
+
+Start-up order: check the wallet and that its hotkey is registered, bind the
+port (a busy port fails before any model loads), build the backend, publish
+``ip:port`` on chain, then accept requests. The metagraph view is refreshed in
+the background for registration and stake checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+
+from ..config import add_chain_args, add_logging_args, add_wallet_args, flag, get, nest, setup_logging
+from ..errors import UsageError
+from .backends import BACKENDS, load_backend
+
+log = logging.getLogger("sn1.miner")
+
+
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    """The framework's flags (the backend adds its own with ``add_args``)."""
+    flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
+    flag(parser, "--axon.port", type=int, default=8091, help="port to listen on (0: any free port)")
+    flag(parser, "--axon.external_ip", default=None,
+         help="ip published on chain (default: --axon.ip, or 127.0.0.1 on sandbox/local)")
+    flag(parser, "--axon.external_port", type=int, default=None,
+         help="port published on chain (default: the listening port)")
+    flag(parser, "--neuron.streaming_batch_size", type=int, default=12, help="tokens per streamed chunk")
+    flag(parser, "--neuron.max_concurrent", type=int, default=4, help="generations running at once")
+    flag(parser, "--neuron.max_queue", type=int, default=64,
+         help="requests waiting for a slot (served by caller stake); beyond: 429")
+    flag(parser, "--neuron.max_request_bytes", type=int, default=1 << 20,
+         help="largest request body accepted (413 beyond)")
+    flag(parser, "--neuron.max_timeout", type=float, default=60.0,
+         help="seconds a generation may run when the caller names no timeout, and at most")
+    flag(parser, "--neuron.metagraph_refresh", type=float, default=60.0,
+         help="seconds between metagraph refreshes (registration and stake of callers)")
+    flag(parser, "--neuron.system_prompt", default=None,
+         help="system prompt added when a request has none (default: the SN1 prompt; '' for none)")
+    flag(parser, "--neuron.max_tokens", type=int, default=None,
+         help="default and cap of tokens per answer (default: the request's, else 256)")
+    flag(parser, "--neuron.temperature", type=float, default=None, help="override the request's temperature")
+    flag(parser, "--neuron.top_p", type=float, default=None, help="override the request's top_p")
+    flag(parser, "--neuron.top_k", type=int, default=None, help="override the request's top_k")
+    flag(parser, "--blacklist.allow_non_registered", action="store_true",
+         help="serve callers whose hotkey is not registered on the subnet")
+    flag(parser, "--blacklist.force_validator_permit", action="store_true",
+         help="serve only callers holding a validator permit")
+
+
+def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend: str | None) -> None:
+    flag(parser, "--backend", choices=list(BACKENDS), default=default_backend,
+         required=default_backend is None, help="what the miner runs")
+    add_wallet_args(parser)
+    add_chain_args(parser, default_netuid=1)
+    add_logging_args(parser)
+    add_server_args(parser)
+    for name in backend_names:
+        try:
+            cls = load_backend(name)
+        except ImportError as e:      # a backend whose module is not there: its flags are absent
+            log.debug("backend %s unavailable: %s", name, e)
+            continue
+        if hasattr(cls, "add_args"):
+            cls.add_args(parser)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("miner", help="run a miner (test, embedded LLM, Hugging Face, OpenAI, vLLM)",
+                              description="Run an SN1 miner: serve signed, streamed chat completions.")
+    _add_common(p, list(BACKENDS), None)
+    p.set_defaults(func=lambda args: run(nest(args)))
+    return p
+
+
+def _build(backend: str | None, default_backend: str | None, prog: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Run an SN1 miner.")
+    _add_common(parser, [backend] if backend in BACKENDS else [], default_backend)
+    return parser
+
+
+def main(argv: list[str] | None = None, default_backend: str | None = None) -> int:
+    """Entry point of `neurons/miners/*/miner.py`: ``sys.exit(main(default_backend="hf"))``."""
+    from ..cli import run as run_command
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", default=default_backend)
+    known, _ = pre.parse_known_args(argv)
+    parser = _build(known.backend, default_backend, os.path.basename(sys.argv[0]) or None)
+    args = parser.parse_args(argv)
+    return run_command(lambda a: run(nest(a)), args)
+
+
+# ---- running ----------------------------------------------------------------------------------
+
+def _bind(ip: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((ip, port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {ip}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def published_ip(config) -> str:
+    ext = get(config, "axon.external_ip")
+    if ext:
+        return ext
+    ip = get(config, "axon.ip", "0.0.0.0")
+    if ip not in ("0.0.0.0", "::", ""):
+        return ip
+    if get(config, "subtensor.network") in ("sandbox", "local"):
+        return "127.0.0.1"
+    # The address of the interface that routes outwards (no packet is sent).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("8.8.8.8", 80))
+            ip = s.getsockname()[0]
+        except OSError:
+            raise UsageError("cannot find this machine's address: set --axon.external_ip") from None
+    log.warning("publishing %s (a local interface address); set --axon.external_ip to your public ip", ip)
+    return ip
+
+
+def run(config) -> int:
+    from ..chain import ChainError, connect, load_wallet
+
+    setup_logging(config)
+    settings_check(config)
+    backend_cls = load_backend(get(config, "backend"))
+    wallet = load_wallet(config)
+    hotkey = wallet.hotkey.ss58_address
+    chain = connect(config)
+    try:
+        metagraph = chain.metagraph()
+    except ChainError as e:
+        raise UsageError(f"cannot read the metagraph of netuid {get(config, 'netuid')}: {e}") from None
+    uid = metagraph.uid_of(hotkey)
+    if uid is None:
+        raise UsageError(f"hotkey {get(config, 'wallet.hotkey')} ({hotkey}) is not registered on netuid "
+                         f"{get(config, 'netuid')} ({get(config, 'subtensor.network')}); register it first")
+    sock = _bind(get(config, "axon.ip"), get(config, "axon.port"))
+    port = sock.getsockname()[1]
+    backend = backend_cls(config)
+    ext_ip, ext_port = published_ip(config), get(config, "axon.external_port") or port
+    try:
+        chain.serve(wallet, ext_ip, ext_port)
+    except ChainError as e:
+        raise UsageError(f"cannot publish {ext_ip}:{ext_port} on chain: {e}") from None
+    log.info("miner uid %d (%s) backend %s listening on %s:%d, published %s:%d", uid, hotkey,
+             get(config, "backend"), get(config, "axon.ip"), port, ext_ip, ext_port)
+    try:
+        asyncio.run(serve(config, backend, hotkey, chain, metagraph, sock))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def settings_check(config) -> None:
+    for name, low in (("streaming_batch_size", 1), ("max_concurrent", 1), ("max_queue", 0),
+                      ("max_request_bytes", 1)):
+        if get(config, f"neuron.{name}") < low:
+            raise UsageError(f"--neuron.{name} must be >= {low}")
+    for name in ("max_timeout", "metagraph_refresh"):
+        if not get(config, f"neuron.{name}") > 0:
+            raise UsageError(f"--neuron.{name} must be > 0")
+
+
+async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.socket) -> None:
+    import uvicorn
+
+    from .server import MetagraphView, MinerSettings, build_app
+
+    view = MetagraphView(chain, interval=get(config, "neuron.metagraph_refresh"),
+                         min_refresh=min(5.0, get(config, "neuron.metagraph_refresh")))
+    view.set(metagraph)
+    app = build_app(backend, hotkey, view, MinerSettings.from_config(config))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=3))
+    refresher = asyncio.create_task(view.run())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        refresher.cancel()
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            await close()

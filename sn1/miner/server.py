@@ -1,0 +1,403 @@
+"""The miner's HTTP server: everything around a backend's ``generate``.
+
+``POST /v1/chat/completions`` (docs/protocol.md), checked in this order, each
+refusal before any work: btauth/1 headers present (401), body size while
+reading it (413), signature / freshness / replay / receiver (401), caller
+registered and, if required, holding a validator permit (403), body valid
+(400/422), a generation slot (429 when the line is full). Then the backend's
+async generator is streamed in batches of ``streaming_batch_size`` pieces
+until it ends (``stop``), reaches ``max_tokens`` (``length``) or the caller's
+deadline passes (``timeout``). When the stream ends for any reason — done,
+deadline, client gone, error — the generator is closed (``aclose``) before the
+slot is freed, so engines stop generating. ``GET /health`` is public and does
+no work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..llm.base import DEFAULT_SYSTEM_PROMPT, GenParams
+from ..protocol.auth import AuthError, has_auth_headers, verify_headers
+from ..protocol.wire import (CHAT_PATH, DONE, HEALTH_PATH, TIMEOUT_HEADER, ChunkEncoder,
+                             encode_completion, encode_error)
+from .priority import PriorityGate, QueueFull
+
+log = logging.getLogger("sn1.miner")
+
+SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
+               (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+FINAL_SEND_TIMEOUT = 2.0     # a caller that stopped reading never holds a slot past its deadline for long
+RETRY_AFTER_S = 1
+
+
+@dataclass
+class MinerSettings:
+    """The framework's knobs (from ``--neuron.*`` / ``--blacklist.*``, see cli.add_server_args)."""
+
+    streaming_batch_size: int = 12
+    max_concurrent: int = 4
+    max_queue: int = 64
+    max_request_bytes: int = 1 << 20
+    max_timeout: float = 60.0           # the deadline when a caller names none, and the upper bound
+    allow_non_registered: bool = False
+    force_validator_permit: bool = False
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
+    # Operator overrides: when set they win over the request's fields.
+    max_tokens: int | None = None       # also caps a request's max_tokens
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+    @classmethod
+    def from_config(cls, config) -> "MinerSettings":
+        from ..config import get
+
+        s = cls()
+        for name in ("streaming_batch_size", "max_concurrent", "max_queue", "max_request_bytes",
+                     "max_timeout", "max_tokens", "temperature", "top_p", "top_k"):
+            setattr(s, name, get(config, f"neuron.{name}", getattr(s, name)))
+        prompt = get(config, "neuron.system_prompt", s.system_prompt)
+        s.system_prompt = prompt or None
+        s.allow_non_registered = bool(get(config, "blacklist.allow_non_registered", False))
+        s.force_validator_permit = bool(get(config, "blacklist.force_validator_permit", False))
+        return s
+
+
+class MetagraphView:
+    """The miner's picture of the subnet: who may call and with what stake.
+
+    Refreshed every ``interval`` seconds off the event loop; a signed request
+    from an unknown hotkey triggers one early refresh at most every
+    ``min_refresh`` seconds (a validator that just registered is served
+    without waiting a whole interval).
+    """
+
+    def __init__(self, chain, interval: float = 60.0, min_refresh: float = 5.0,
+                 chain_timeout: float = 30.0):
+        self.chain = chain
+        self.interval = interval
+        self.min_refresh = min_refresh
+        self.chain_timeout = chain_timeout
+        self.metagraph = None
+        self.by_hotkey: dict = {}
+        self.last_refresh = -math.inf
+        self._lock = asyncio.Lock()
+
+    def set(self, metagraph) -> None:
+        self.metagraph = metagraph
+        self.by_hotkey = {n.hotkey: n for n in metagraph.neurons}
+        self.last_refresh = time.monotonic()
+
+    async def refresh(self) -> None:
+        mg = await asyncio.wait_for(asyncio.to_thread(self.chain.metagraph), self.chain_timeout)
+        self.set(mg)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.refresh()
+            except Exception as e:   # keep serving with the last view
+                log.warning("metagraph refresh failed, keeping the last one: %s", e)
+
+    async def lookup(self, hotkey: str):
+        neuron = self.by_hotkey.get(hotkey)
+        if neuron is None and self.chain is not None and \
+                time.monotonic() - self.last_refresh >= self.min_refresh:
+            async with self._lock:
+                if time.monotonic() - self.last_refresh >= self.min_refresh:
+                    try:
+                        await self.refresh()
+                    except Exception as e:
+                        log.warning("metagraph refresh failed: %s", e)
+                        self.last_refresh = time.monotonic()   # don't hammer a failing chain
+            neuron = self.by_hotkey.get(hotkey)
+        return neuron
+
+
+@dataclass
+class Stats:
+    served: int = 0
+    refused: dict = field(default_factory=dict)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(receive, limit: int) -> bytes:
+    """The request body, refusing (without reading on) once it passes ``limit`` bytes."""
+    parts, size = [], 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge()
+        parts.append(chunk)
+        if not msg.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _wait_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class _Generation:
+    """One backend generation, batched into chunks; its state survives cancellation so the
+    handler can flush what was generated before the deadline."""
+
+    def __init__(self, agen, batch_size: int, max_tokens: int, encoder: ChunkEncoder | None):
+        self.agen = agen
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.encoder = encoder
+        self.batch: list[str] = []
+        self.text: list[str] = []        # non-streaming answers
+        self.n = 0
+        self.first_piece_at: float | None = None
+
+    async def run(self, send) -> str:
+        agen = self.agen
+        try:
+            if self.max_tokens <= 0:
+                return "length"
+            async for piece in agen:
+                if not isinstance(piece, str):
+                    raise TypeError(f"backend yielded {type(piece).__name__}, not str")
+                if self.first_piece_at is None:
+                    self.first_piece_at = time.monotonic()
+                self.n += 1
+                if self.encoder is None:
+                    self.text.append(piece)
+                else:
+                    self.batch.append(piece)
+                    if len(self.batch) >= self.batch_size:
+                        data = self.encoder.chunk("".join(self.batch), len(self.batch))
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+                        # Cleared only after send returned: a send cancelled while waiting for the
+                        # socket wrote nothing, and the batch is flushed with the last chunk.
+                        self.batch.clear()
+                if self.n >= self.max_tokens:
+                    return "length"
+            return "stop"
+        finally:
+            await agen.aclose()   # stops the engine, also when this task is cancelled
+
+
+class ChatEndpoint:
+    """ASGI app of ``POST /v1/chat/completions``."""
+
+    def __init__(self, backend, hotkey: str, view: MetagraphView, settings: MinerSettings,
+                 nonce_store=None):
+        self.backend = backend
+        self.hotkey = hotkey
+        self.view = view
+        self.settings = settings
+        self.gate = PriorityGate(settings.max_concurrent, settings.max_queue)
+        self.nonce_store = nonce_store
+        self.model = getattr(backend, "name", type(backend).__name__)
+        self.stats = Stats()
+
+    # ---- refusals -------------------------------------------------------------------------
+    async def _refuse(self, scope, receive, send, status: int, message: str, field: str | None = None,
+                      headers: dict | None = None) -> None:
+        self.stats.refused[status] = self.stats.refused.get(status, 0) + 1
+        log.debug("refused %d: %s", status, message)
+        await Response(encode_error(status, message, field=field), status_code=status,
+                       media_type="application/json", headers=headers)(scope, receive, send)
+
+    def _params(self, req) -> GenParams:
+        s = self.settings
+        p = GenParams()
+        max_tokens = req.token_limit or (s.max_tokens or p.max_tokens)
+        if s.max_tokens:
+            max_tokens = min(max_tokens, s.max_tokens)
+        return p.replace(
+            max_tokens=max_tokens,
+            temperature=s.temperature if s.temperature is not None else req.temperature,
+            top_p=s.top_p if s.top_p is not None else req.top_p,
+            top_k=s.top_k if s.top_k is not None else req.top_k,
+            seed=req.seed, stop=req.stop_list,
+        )
+
+    def _messages(self, req) -> list[dict]:
+        messages = [{"role": m.role, "content": m.content} for m in req.messages]
+        if self.settings.system_prompt and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": self.settings.system_prompt})
+        return messages
+
+    # ---- the request ----------------------------------------------------------------------
+    async def __call__(self, scope, receive, send) -> None:
+        from ..protocol.request import RequestError, parse_request, parse_timeout_header
+
+        t_arrival = time.monotonic()
+        s = self.settings
+        headers = Headers(scope=scope)
+        if not has_auth_headers(headers):
+            return await self._refuse(scope, receive, send, 401,
+                                      "missing btauth/1 headers (X-Bittensor-*): sign the request")
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > s.max_request_bytes:
+            return await self._refuse(scope, receive, send, 413,
+                                      f"body of {length} bytes exceeds the {s.max_request_bytes}-byte limit")
+        try:
+            body = await _read_body(receive, s.max_request_bytes)
+        except _BodyTooLarge:
+            return await self._refuse(scope, receive, send, 413,
+                                      f"body exceeds the {s.max_request_bytes}-byte limit")
+        except ClientDisconnect:
+            return
+        path = scope.get("raw_path") or scope["path"].encode()
+        path = path.decode("latin-1")
+        if scope.get("query_string"):
+            path += "?" + scope["query_string"].decode("latin-1")
+        try:
+            caller = verify_headers(headers, body, method=scope["method"], path=path,
+                                    self_hotkey=self.hotkey, nonce_store=self.nonce_store)
+        except AuthError as e:
+            return await self._refuse(scope, receive, send, 401, f"{type(e).__name__}: {e}")
+        neuron = await self.view.lookup(caller)
+        if neuron is None and not s.allow_non_registered:
+            return await self._refuse(scope, receive, send, 403,
+                                      f"caller hotkey {caller} is not registered on this subnet")
+        if s.force_validator_permit and not (neuron is not None and neuron.validator_permit):
+            return await self._refuse(scope, receive, send, 403,
+                                      f"caller hotkey {caller} has no validator permit")
+        try:
+            req = parse_request(body)
+            timeouts = [t for t in (req.timeout, parse_timeout_header(headers.get(TIMEOUT_HEADER)))
+                        if t is not None]
+        except RequestError as e:
+            return await self._refuse(scope, receive, send, e.status, e.message, field=e.field)
+        timeout = min(timeouts + [s.max_timeout])
+        deadline = t_arrival + timeout
+        params = self._params(req)
+        messages = self._messages(req)
+        stake = neuron.stake if neuron is not None else 0.0
+
+        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            status = await self._admit(stake, deadline, watcher)
+            if status == 429:
+                return await self._refuse(scope, receive, send, 429,
+                                          f"busy: {self.gate.active} generations running and "
+                                          f"{self.gate.waiting} waiting; retry later",
+                                          headers={"Retry-After": str(RETRY_AFTER_S)})
+            if status == 503:
+                return await self._refuse(scope, receive, send, 503,
+                                          f"no generation slot within the {timeout:g}s deadline",
+                                          headers={"Retry-After": str(RETRY_AFTER_S)})
+            if status is None:   # the caller left while waiting
+                return
+            try:
+                await self._generate(send, req.stream, messages, params, deadline, watcher,
+                                     caller=caller, uid=None if neuron is None else neuron.uid,
+                                     t_arrival=t_arrival)
+            finally:
+                self.gate.release()
+        finally:
+            watcher.cancel()
+
+    async def _admit(self, stake: float, deadline: float, watcher) -> int | None:
+        """200 with a slot held, 429 line full, 503 deadline passed, None caller gone."""
+        gate = self.gate
+        if gate.active < gate.max_concurrent and gate.waiting == 0:
+            gate.active += 1          # fast path: nobody waits, no task needed
+            return 200
+        if gate.waiting >= gate.max_queue:
+            return 429
+        acquire = asyncio.ensure_future(gate.acquire(stake))
+        done, _ = await asyncio.wait({acquire, watcher}, timeout=max(0.0, deadline - time.monotonic()),
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if acquire in done:
+            if acquire.exception() is not None:   # QueueFull
+                return 429
+            return 200
+        acquire.cancel()
+        try:
+            await acquire
+            gate.release()            # it got the slot just as we gave up
+        except (asyncio.CancelledError, QueueFull):
+            pass
+        return None if watcher in done else 503
+
+    async def _generate(self, send, stream: bool, messages, params: GenParams, deadline: float,
+                        watcher, *, caller: str, uid, t_arrival: float) -> None:
+        encoder = ChunkEncoder(self.model) if stream else None
+        gen = _Generation(self.backend.generate(messages, params), self.settings.streaming_batch_size,
+                          params.max_tokens, encoder)
+        if stream:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        pump = asyncio.ensure_future(gen.run(send))
+        error = None
+        try:
+            done, _ = await asyncio.wait({pump, watcher}, timeout=max(0.0, deadline - time.monotonic()),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if pump in done:
+                try:
+                    finish = pump.result()
+                except Exception as e:
+                    log.exception("backend %s failed", self.model)
+                    finish, error = "error", f"backend failed: {type(e).__name__}: {e}"
+            else:
+                finish = "disconnect" if watcher in done else "timeout"
+        finally:
+            if not pump.done():
+                pump.cancel()   # closes the backend's generator (see _Generation.run)
+                try:
+                    await pump
+                except (asyncio.CancelledError, Exception):
+                    pass
+        self.stats.served += 1
+        elapsed = time.monotonic() - t_arrival
+        log.info("uid %s (%s): %d tokens in %.2fs, %s", uid, caller[:8], gen.n, elapsed, finish)
+        if finish == "disconnect":
+            return
+        if stream:
+            if error is not None:
+                tail = encode_error(500, error, sse=True)
+            else:
+                tail = encoder.chunk("".join(gen.batch), len(gen.batch), finish) + DONE
+            try:
+                await asyncio.wait_for(send({"type": "http.response.body", "body": tail,
+                                             "more_body": False}), FINAL_SEND_TIMEOUT)
+            except (asyncio.TimeoutError, OSError):
+                pass
+        else:
+            if error is not None:
+                body, status = encode_error(500, error), 500
+            else:
+                body, status = encode_completion("".join(gen.text), gen.n, finish, model=self.model), 200
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def build_app(backend, hotkey: str, view: MetagraphView, settings: MinerSettings,
+              nonce_store=None) -> Starlette:
+    chat = ChatEndpoint(backend, hotkey, view, settings, nonce_store=nonce_store)
+
+    async def health(request):
+        return JSONResponse({"status": "ok", "hotkey": hotkey, "backend": chat.model,
+                             "active": chat.gate.active, "waiting": chat.gate.waiting,
+                             "served": chat.stats.served})
+
+    app = Starlette(routes=[Route(CHAT_PATH, chat, methods=["POST"]), Route(HEALTH_PATH, health)])
+    app.state.chat = chat
+    return app

@@ -1,0 +1,107 @@
+"""Server-side validation of a chat-completions request body.
+
+pydantic does the checking; we turn its first complaint into one line that
+names the field (``messages.0.role: Input should be 'system', 'user' or
+'assistant'``). Unknown fields are ignored, as OpenAI clients send extras.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MAX_TIMEOUT = 3600.0
+
+
+class RequestError(Exception):
+    """A refused request: HTTP status, one-line message, and the field at fault."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts(cls, v):
+        # OpenAI also allows content as a list of {"type": "text", "text": ...} parts.
+        if isinstance(v, list):
+            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                       for p in v):
+                raise ValueError("only text content parts are supported")
+            return "".join(p["text"] for p in v)
+        return v
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: Optional[str] = None
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    max_tokens: Optional[int] = Field(None, ge=1)
+    max_completion_tokens: Optional[int] = Field(None, ge=1)
+    temperature: Optional[float] = Field(None, ge=0, le=2)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    top_k: Optional[int] = Field(None, ge=0)
+    seed: Optional[int] = None
+    stop: Optional[Union[str, list[str]]] = None
+    timeout: Optional[float] = Field(None, gt=0, le=MAX_TIMEOUT)
+
+    @field_validator("timeout")
+    @classmethod
+    def _finite(cls, v):
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number of seconds")
+        return v
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_tokens if self.max_tokens is not None else self.max_completion_tokens
+
+    @property
+    def stop_list(self) -> list[str] | None:
+        if self.stop is None:
+            return None
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+def parse_request(body: bytes) -> ChatRequest:
+    """Validate a raw body; raises RequestError(400 bad JSON | 422 bad field)."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RequestError(400, f"body is not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise RequestError(400, "body must be a JSON object")
+    try:
+        return ChatRequest.model_validate(obj)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        raise RequestError(422, f"{field}: {err['msg']}", field=field) from None
+
+
+def parse_timeout_header(value: str | None) -> float | None:
+    """The ``X-SN1-Timeout`` header (seconds); RequestError(422) if not a positive number."""
+    if value is None:
+        return None
+    try:
+        t = float(value)
+    except ValueError:
+        t = float("nan")
+    if not (math.isfinite(t) and 0 < t <= MAX_TIMEOUT):
+        raise RequestError(422, f"header X-SN1-Timeout: must be seconds in (0, {MAX_TIMEOUT:g}]",
+                           field="X-SN1-Timeout")
+    return t

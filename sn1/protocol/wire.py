@@ -1,0 +1,135 @@
+"""Wire format: request bodies, SSE chunk events, errors (see docs/protocol.md).
+
+Everything here is plain json + bytes so both the miner's hot path (one chunk
+encoded per batch of tokens) and the validator's (one json.loads per event)
+stay cheap. Text is written as UTF-8 (``ensure_ascii=False``): a JSON payload is
+only decoded once its whole SSE line has arrived, so a character split across
+network reads is never decoded in halves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+CHAT_PATH = "/v1/chat/completions"
+HEALTH_PATH = "/health"
+# The caller's deadline in seconds may come in the body ("timeout") or in this header.
+TIMEOUT_HEADER = "X-SN1-Timeout"
+FINISH_REASONS = ("stop", "length", "timeout")
+DONE = b"data: [DONE]\n\n"
+SSE_CONTENT_TYPE = "text/event-stream"
+
+
+class ProtocolError(Exception):
+    """A peer sent something that is not the SN1 wire format (message safe to log)."""
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def request_body(messages: list[dict], *, stream: bool = True, timeout: float | None = None,
+                 max_tokens: int | None = None, temperature: float | None = None,
+                 top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
+                 model: str = "sn1", stop: list[str] | None = None) -> bytes:
+    """The exact bytes a caller signs and sends (fields left as None are omitted)."""
+    body = {"model": model, "messages": messages, "stream": stream}
+    for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("top_p", top_p),
+                 ("top_k", top_k), ("seed", seed), ("stop", stop), ("timeout", timeout)):
+        if v is not None:
+            body[k] = v
+    return _dumps(body).encode()
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+class ChunkEncoder:
+    """Encodes one stream's ``chat.completion.chunk`` events.
+
+    The constant part of every event is rendered once; each chunk then costs
+    one ``json.dumps`` of its text.
+    """
+
+    def __init__(self, model: str, completion_id: str | None = None, created: int | None = None):
+        self.id = completion_id or new_completion_id()
+        self.created = int(time.time()) if created is None else created
+        head = _dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                       "model": model})[:-1]   # drop the closing brace
+        self._prefix = ("data: " + head + ',"choices":[{"index":0,"delta":').encode()
+        self._first = True
+
+    def chunk(self, content: str, n_tokens: int, finish_reason: str | None = None) -> bytes:
+        delta = {"content": content}
+        if self._first:
+            delta = {"role": "assistant", "content": content}
+            self._first = False
+        fr = "null" if finish_reason is None else _dumps(finish_reason)
+        return b"".join((self._prefix, _dumps(delta).encode(),
+                         f',"finish_reason":{fr}}}],"n_tokens":{int(n_tokens)}}}\n\n'.encode()))
+
+
+def encode_chunk(content: str, n_tokens: int, finish_reason: str | None = None, *,
+                 model: str = "sn1", completion_id: str | None = None) -> bytes:
+    """One standalone chunk event (tests, tools). Streams use ChunkEncoder."""
+    return ChunkEncoder(model, completion_id).chunk(content, n_tokens, finish_reason)
+
+
+def encode_completion(content: str, n_tokens: int, finish_reason: str, *, model: str = "sn1",
+                      prompt_tokens: int = 0, completion_id: str | None = None) -> bytes:
+    """The ``chat.completion`` body answered to ``stream: false``."""
+    return _dumps({
+        "id": completion_id or new_completion_id(), "object": "chat.completion",
+        "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n_tokens,
+                  "total_tokens": prompt_tokens + n_tokens},
+    }).encode()
+
+
+def encode_error(status: int, message: str, *, field: str | None = None, sse: bool = False) -> bytes:
+    """An OpenAI-style error object; as an SSE event when the stream already started."""
+    err = {"message": message, "type": _ERROR_TYPES.get(status, "error"), "code": status}
+    if field is not None:
+        err["param"] = field
+    body = _dumps({"error": err})
+    return f"data: {body}\n\n".encode() if sse else body.encode()
+
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+                422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
+                503: "overloaded_error"}
+
+
+def decode_chunk(payload: bytes) -> tuple[str, str | None, int]:
+    """(content, finish_reason, n_tokens) of one SSE data payload; ProtocolError if malformed.
+
+    ``n_tokens`` is the miner's count for the chunk; other OpenAI-compatible
+    servers don't send it, then a chunk with text counts as one.
+    """
+    try:
+        obj = json.loads(payload)
+    except ValueError as e:
+        raise ProtocolError(f"chunk is not JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("chunk is not a JSON object")
+    try:
+        choice = obj["choices"][0]
+        content = choice["delta"].get("content") or ""
+        finish = choice.get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        err = obj.get("error")
+        if isinstance(err, dict):
+            raise ProtocolError(f"miner error: {str(err.get('message'))[:300]}") from None
+        raise ProtocolError("chunk has no choices[0].delta") from None
+    if not isinstance(content, str):
+        raise ProtocolError("chunk content is not a string")
+    n = obj.get("n_tokens")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        n = 1 if content else 0
+    return content, finish, n

@@ -1,0 +1,269 @@
+"""The validator side of the protocol (what Dendrite was): stream one question to many miners.
+
+``MinerClient`` holds one httpx connection pool for all miners; ``query``
+sends the same signed body to every target at once and returns one
+``MinerResult`` per target, in order. Per miner:
+
+- its clock starts when its own request headers go on the wire (httpx trace
+  hook), so signing, connecting and scheduling on the validator's side never
+  count against it, and its deadline is that start plus ``timeout``;
+- the stream is read as raw bytes through ``SSEParser``: only complete lines
+  are decoded, so newlines and multi-byte characters split across network
+  reads or chunks come out exactly as sent;
+- everything that arrived before the deadline is kept (status ``timeout``
+  with the partial text);
+- hard caps on bytes and chunks: past them the answer is cut, the connection
+  closed and ``truncated`` set;
+- every failure is caught and becomes that miner's status; no miner can touch
+  another's result.
+
+Per chunk the work is one ``split`` per network read and one ``json.loads``
+per event, so hundreds of streams fit on a couple of cores
+(benchmarks/stream_fanout.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Protocol, Sequence
+
+import httpx
+
+from ..llm.base import GenParams
+from ..protocol.auth import sign_headers
+from ..protocol.sse import SSEError, SSEParser
+from ..protocol.wire import CHAT_PATH, ProtocolError, decode_chunk, request_body
+
+log = logging.getLogger("sn1.validator.query")
+
+STATUSES = ("ok", "timeout", "http_error", "connect_error", "protocol_error")
+DEFAULT_MAX_BYTES = 1 << 20        # per response: ~250k tokens of text, far past any max_tokens
+DEFAULT_MAX_CHUNKS = 16384
+ERROR_BODY_BYTES = 4096
+_SEND_EVENT = "http11.send_request_headers.started"
+
+
+class Target(Protocol):
+    """What a metagraph Neuron offers: uid, hotkey and ``endpoint`` ("ip:port" or None)."""
+
+    uid: int
+    hotkey: str
+    endpoint: str | None
+
+
+@dataclass(slots=True)
+class MinerResult:
+    uid: int
+    hotkey: str
+    completion: str = ""
+    status: str = "connect_error"      # one of STATUSES
+    status_code: int | None = None     # HTTP status when a response arrived
+    message: str = ""                  # why, when status != ok
+    finish_reason: str | None = None   # the miner's: stop | length | timeout
+    time_to_first_chunk: float | None = None
+    chunk_times: list[float] = field(default_factory=list)   # seconds since the request was sent
+    chunk_tokens: list[int] = field(default_factory=list)
+    process_time: float = 0.0
+    truncated: bool = False            # cut at the byte or chunk cap
+    n_bytes: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.chunk_tokens)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def body_for(messages: list[dict], params: GenParams | None, timeout: float) -> bytes:
+    p = params or GenParams()
+    return request_body(messages, stream=True, timeout=timeout, max_tokens=p.max_tokens,
+                        temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, seed=p.seed,
+                        stop=p.stop)
+
+
+class MinerClient:
+    """One connection pool for every miner; use ``async with MinerClient(wallet) as c``."""
+
+    def __init__(self, wallet, *, max_connections: int = 1024, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_chunks: int = DEFAULT_MAX_CHUNKS, http: httpx.AsyncClient | None = None):
+        self.wallet = wallet
+        self.max_bytes = max_bytes
+        self.max_chunks = max_chunks
+        self._own_http = http is None
+        # No httpx timeouts: every request runs under its own asyncio deadline instead.
+        self.http = http or httpx.AsyncClient(
+            timeout=None, trust_env=False,
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections, keepalive_expiry=4.0))
+
+    async def __aenter__(self) -> "MinerClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self.http.aclose()
+
+    async def query(self, neurons: Iterable[Target], messages: list[dict],
+                    params: GenParams | None = None, *, timeout: float = 10.0,
+                    on_chunk: Callable[[MinerResult, str, float], None] | None = None) -> list[MinerResult]:
+        """Stream ``messages`` to every target at once; results in the targets' order."""
+        body = body_for(messages, params, timeout)
+        return list(await asyncio.gather(*(self.query_one(n, body, timeout, on_chunk) for n in neurons)))
+
+    async def query_one(self, neuron: Target, body: bytes, timeout: float,
+                        on_chunk: Callable[[MinerResult, str, float], None] | None = None) -> MinerResult:
+        """One miner, never raising (except on cancellation of the caller)."""
+        r = MinerResult(uid=neuron.uid, hotkey=neuron.hotkey)
+        if not neuron.endpoint:
+            r.message = "no endpoint served on chain"
+            return r
+        loop = asyncio.get_running_loop()
+        now = loop.time
+        t0: float | None = None
+        got_response = False
+        parts: list[str] = []
+        try:
+            async with asyncio.timeout_at(now() + timeout) as deadline:
+                async def trace(event: str, info) -> None:
+                    nonlocal t0
+                    if event == _SEND_EVENT and not deadline.expired():
+                        t0 = now()
+                        deadline.reschedule(t0 + timeout)   # the miner's own clock starts here
+
+                headers = sign_headers(self.wallet, body, neuron.hotkey)
+                headers.update({"content-type": "application/json", "accept": "text/event-stream",
+                                "accept-encoding": "identity"})
+                request = self.http.build_request("POST", f"http://{neuron.endpoint}{CHAT_PATH}",
+                                                  content=body, headers=headers,
+                                                  extensions={"trace": trace})
+                response = await self.http.send(request, stream=True)
+                got_response = True
+                r.status_code = response.status_code
+                try:
+                    if t0 is None:      # a transport without the trace hook: the best we know
+                        t0 = now()
+                    await self._read(response, r, parts, t0, now, on_chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            if t0 is None:
+                r.status, r.message = "connect_error", f"request not sent within {timeout:g}s"
+            else:
+                r.status = "timeout"
+                r.message = (f"cut at the {timeout:g}s deadline" if got_response
+                             else f"no response within {timeout:g}s")
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            r.status, r.message = "connect_error", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        except httpx.TransportError as e:
+            r.status = "protocol_error" if got_response else "connect_error"
+            r.message = f"connection lost: {type(e).__name__}: {e}".rstrip(": ")
+        except Exception as e:   # a bug or a hostile peer; contained to this miner
+            log.debug("query of uid %s failed", neuron.uid, exc_info=True)
+            r.status, r.message = "protocol_error", f"{type(e).__name__}: {e}"
+        r.completion = "".join(parts)
+        if t0 is not None:
+            r.process_time = min(now() - t0, timeout) if r.status == "timeout" else now() - t0
+        if r.chunk_times:
+            r.time_to_first_chunk = r.chunk_times[0]
+        return r
+
+    async def _read(self, response: httpx.Response, r: MinerResult, parts: list[str], t0: float, now,
+                    on_chunk) -> None:
+        if response.status_code != 200:
+            r.status = "http_error"
+            r.message = await _error_message(response)
+            return
+        ctype = response.headers.get("content-type", "")
+        if not ctype.startswith("text/event-stream"):
+            r.status, r.message = "protocol_error", f"expected text/event-stream, got {ctype or 'nothing'!r}"
+            return
+        max_bytes, max_chunks = self.max_bytes, self.max_chunks
+        parser = SSEParser(max_line=max_bytes)
+        times, tokens = r.chunk_times, r.chunk_tokens
+        n_bytes = 0
+        done = cut = False
+        try:
+            async for raw in response.aiter_raw():
+                t = now() - t0
+                n_bytes += len(raw)
+                if n_bytes > max_bytes:
+                    raw = raw[:len(raw) - (n_bytes - max_bytes)]
+                    n_bytes, cut = max_bytes, True
+                for payload in parser.feed(raw):
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    content, finish, n = decode_chunk(payload)
+                    if finish is not None:
+                        r.finish_reason = finish
+                    if content:
+                        parts.append(content)
+                        times.append(t)
+                        tokens.append(n)
+                        if on_chunk is not None:
+                            _call(on_chunk, r, content, t)
+                        if len(times) >= max_chunks:
+                            cut = True
+                            break
+                if done or cut:
+                    break
+        except SSEError as e:
+            cut = True
+            r.message = str(e)
+        except ProtocolError as e:
+            r.status, r.message = "protocol_error", str(e)
+            return
+        finally:
+            r.n_bytes = n_bytes
+        if done:
+            r.status = "timeout" if r.finish_reason == "timeout" else "ok"
+            if r.status == "timeout":
+                r.message = "the miner stopped at the deadline"
+        elif cut:
+            r.truncated = True
+            r.status = "protocol_error"
+            r.message = r.message or f"answer cut at {n_bytes} bytes / {len(times)} chunks"
+        else:
+            r.status, r.message = "protocol_error", "stream ended without data: [DONE]"
+
+
+def _call(on_chunk, r, content, t) -> None:
+    try:
+        on_chunk(r, content, t)
+    except Exception:   # a display callback must not fail a miner's result
+        log.exception("on_chunk callback failed")
+
+
+async def _error_message(response: httpx.Response) -> str:
+    """The miner's one-line reason (OpenAI error JSON or text), read up to a few KiB."""
+    data = b""
+    async for raw in response.aiter_raw():
+        data += raw
+        if len(data) >= ERROR_BODY_BYTES:
+            break
+    data = data[:ERROR_BODY_BYTES]
+    try:
+        msg = json.loads(data)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        msg = data.decode("utf-8", "replace").strip()
+    return f"HTTP {response.status_code}: {str(msg)[:500]}" if msg else f"HTTP {response.status_code}"
+
+
+async def query_miners(wallet, neurons: Sequence[Target], messages: list[dict],
+                       params: GenParams | None = None, *, timeout: float = 10.0,
+                       client: MinerClient | None = None, **kw) -> list[MinerResult]:
+    """One-shot helper: a fresh ``MinerClient`` (or ``client``) queries ``neurons``."""
+    if client is not None:
+        return await client.query(neurons, messages, params, timeout=timeout,
+                                  on_chunk=kw.pop("on_chunk", None))
+    on_chunk = kw.pop("on_chunk", None)
+    async with MinerClient(wallet, **kw) as c:
+        return await c.query(neurons, messages, params, timeout=timeout, on_chunk=on_chunk)
+
