@@ -1,4 +1,4 @@
-"""`sn1 sandbox init|register|stake|metagraph` — a local subnet, mirroring btcli.
+"""`sn1 sandbox init|register|stake|set-weights|metagraph` — a local subnet, mirroring btcli.
 
 Light module: the sandbox (numpy, sqlite) and bittensor load only when a command runs.
 """
@@ -76,6 +76,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--amount", required=True, help="TAO to add")
     p.set_defaults(func=cmd_stake)
 
+    p = sub.add_parser("set-weights", help="set a validator hotkey's weights (what a validator does each epoch)")
+    _one_line_errors(p, "set-weights")
+    _common(p)
+    add_wallet_args(p)
+    p.add_argument("--uids", nargs="+", required=True, help="uids to weigh")
+    p.add_argument("--weights", nargs="+", required=True, help="one non-negative weight per uid")
+    p.add_argument("--version-key", type=int, default=0, help="weights version key (default 0)")
+    p.set_defaults(func=cmd_set_weights)
+
     p = sub.add_parser("metagraph", help="print the subnet's neurons (like `btcli subnets metagraph`)")
     _one_line_errors(p, "metagraph")
     _common(p)
@@ -150,6 +159,26 @@ def cmd_stake(config) -> int:
     wallet = load_wallet(config)
     total = chain.stake(wallet, amount)
     print(f"staked {amount:g} TAO to {wallet.hotkey.ss58_address}; it now holds {total:.4f} TAO")
+    return 0
+
+
+@_chain_errors
+def cmd_set_weights(config) -> int:
+    from . import load_wallet
+
+    try:
+        uids = [int(u) for u in config.uids]
+    except ValueError:
+        raise UsageError(f"--uids must be integers, got {' '.join(config.uids)}") from None
+    try:
+        weights = [float(w) for w in config.weights]
+    except ValueError:
+        raise UsageError(f"--weights must be numbers, got {' '.join(config.weights)}") from None
+    chain = _chain(config)
+    wallet = load_wallet(config)
+    chain.set_weights(wallet, uids, weights, version_key=config.version_key)
+    stored = chain.weights().get(chain.metagraph().uid_of(wallet.hotkey.ss58_address), {})
+    print("weights set: " + ", ".join(f"uid {u}: {w:.4f}" for u, w in sorted(stored.items())))
     return 0
 
 

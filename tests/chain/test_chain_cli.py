@@ -41,11 +41,18 @@ def test_register_stake_metagraph(sandbox, wallet_path):
     r = sandbox_cmd("stake", sandbox, wallet_path, "--wallet.name", "val", "--amount", "2.5")
     assert r.returncode == 0 and "102.5" in r.stdout
 
+    r = sandbox_cmd("set-weights", sandbox, wallet_path, "--wallet.name", "val", "--uids", "0", "1",
+                    "--weights", "0", "3")
+    assert (r.returncode, r.stdout.strip()) == (0, "weights set: uid 1: 1.0000"), r.stderr
+
     r = run_sn1("sandbox", "metagraph", "--sandbox.path", sandbox, "--json", check=True)
     rows = json.loads(r.stdout)
     assert [list(row) for row in rows] == [list(Neuron.JSON_KEYS)] * 2
     assert rows[0]["stake"] >= 102.5 and rows[0]["validator_permit"] is True
-    assert rows[1]["validator_permit"] is False and rows[1]["endpoint"] is None
+    assert rows[1]["endpoint"] is None
+    # blocks of 0.05 s, tempo 5: epochs ran while the next command started; the miner earns it all
+    assert rows[1]["incentive"] == 1.0 and rows[1]["consensus"] == 1.0 and rows[1]["stake"] > 0
+    assert rows[0]["dividends"] == 1.0
 
     r = run_sn1("sandbox", "metagraph", "--sandbox.path", sandbox, check=True)
     lines = r.stdout.splitlines()
@@ -65,6 +72,10 @@ BAD = [
     (["stake", "--wallet.name", "val", "--amount", "nan"], "finite"),
     (["stake", "--wallet.name", "val"], "--amount"),
     (["init"], "already initialised"),
+    (["set-weights", "--wallet.name", "val", "--uids", "1", "--weights", "1"], "unknown uid(s) [1]"),
+    (["set-weights", "--wallet.name", "val", "--uids", "0", "--weights", "1", "2"], "1 uids but 2 weights"),
+    (["set-weights", "--wallet.name", "val", "--uids", "a", "--weights", "1"], "--uids must be integers"),
+    (["set-weights", "--wallet.name", "miner", "--uids", "0", "--weights", "1"], "not registered"),
 ]
 
 
