@@ -1,0 +1,238 @@
+"""The six tasks (spec §7) and ``build_task``, the validator's single entry point.
+
+Each definition turns a context into (query, reference): written by the LLM
+(qa, summarization, generic_instruction) or by code (math, date_qa,
+debugging). Prompts are short and token limits small so the embedded CPU
+model stays quick; a stronger LLM gets the same prompts.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from ..datasets import Context, Dataset, DatasetError, default_datasets
+from ..datasets.text import truncate_words
+from ..errors import UsageError
+from ..llm.base import DEFAULT_SYSTEM_PROMPT, Engine, GenParams
+from ..rewards.spec import RewardSpec
+from .base import Task, TaskError, generate
+from .corrupt import corrupt
+from .persona import ChallengeError, make_challenge, random_persona
+
+CONTEXT_WORDS = 350   # longer sections are cut before prompting (CPU prompt time)
+
+
+@dataclass
+class Draft:
+    """What a task definition makes before the persona writes the challenge."""
+    query: str
+    reference: str
+    topic: str
+    subtopic: str
+    persona_query: str | None = None    # what the persona is told, when not the query itself
+    note: str = ""                      # an extra line for the persona
+    keep: list[str] = field(default_factory=list)   # strings the challenge must keep
+    fallback: str | None = None         # challenge when the persona fails (default: the query)
+    wrap: Callable[[str], str] | None = None     # turns the persona's text into the challenge
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    name: str
+    desc: str
+    goal: str
+    dataset: str | None
+    rewards: tuple[RewardSpec, ...]
+    penalties: tuple[RewardSpec, ...]
+    make: Callable[[Context | None, Engine, random.Random, GenParams], Draft]
+    static_query: bool = False
+    static_reference: bool = False
+
+
+# --- qa --------------------------------------------------------------------------------
+
+QA_QUERY_SYSTEM = ("You write questions about texts. Ask one specific question that the text answers, "
+                   "in at most 50 words, in a neutral tone.")
+QA_QUERY_USER = "Ask one specific question about the following context.\n\n#Context:\n{context}"
+QA_REFERENCE_SYSTEM = ("You answer questions accurately using only the given context, "
+                       "in at most 150 words.")
+QA_REFERENCE_USER = ("Answer the question in detail, using the context.\n\n#Context:\n{context}\n\n"
+                     "#Question:\n{question}")
+
+
+def make_qa(ctx, llm, rng, params) -> Draft:
+    text = truncate_words(ctx.content, CONTEXT_WORDS)
+    query = generate(llm, rng, params, system=QA_QUERY_SYSTEM, user=QA_QUERY_USER.format(context=text),
+                     max_tokens=64, what="question", question=True)
+    reference = generate(llm, rng, params, system=QA_REFERENCE_SYSTEM,
+                         user=QA_REFERENCE_USER.format(context=text, question=query),
+                         max_tokens=192, what="answer")
+    return Draft(query, reference, topic=ctx.title, subtopic=ctx.subtopic)
+
+
+# --- summarization ----------------------------------------------------------------------
+
+SUMMARY_SYSTEM = ("You are a summarization assistant. You write concise, accurate summaries in a "
+                  "neutral tone, in at most 250 words.")
+SUMMARY_USER = "Summarize the following context in a concise and accurate manner.\n\n#Context:\n{context}"
+
+
+def make_summarization(ctx, llm, rng, params) -> Draft:
+    text = truncate_words(ctx.content, CONTEXT_WORDS)
+    reference = generate(llm, rng, params, system=SUMMARY_SYSTEM, user=SUMMARY_USER.format(context=text),
+                         max_tokens=256, what="summary")
+    query = f"{ctx.title}, {ctx.subtopic}" if ctx.subtopic and ctx.subtopic != ctx.title else ctx.title
+    return Draft(query, reference, topic=ctx.title, subtopic=ctx.subtopic)
+
+
+# --- math --------------------------------------------------------------------------------
+
+def make_math(ctx, llm, rng, params) -> Draft:
+    problem = ctx.content.rstrip(" ?.")
+    if problem[:2].isalpha() and problem[1].islower():
+        problem = problem[0].lower() + problem[1:]   # "..., find the area..."
+    query = f"How can I solve the following problem, {problem}?"
+    return Draft(
+        query, ctx.extra["solution"], topic=ctx.topic, subtopic=ctx.title,
+        note="Make sure to include the whole problem in your message.",
+        keep=re.findall(r"\d+(?:\.\d+)?", problem),   # a challenge without the numbers is unanswerable
+    )
+
+
+# --- date_qa -----------------------------------------------------------------------------
+
+def make_date_qa(ctx, llm, rng, params) -> Draft:
+    query = f"{ctx.content} on what exact date?"
+    return Draft(query, ctx.extra["date"], topic=ctx.title, subtopic=ctx.topic)
+
+
+# --- debugging ---------------------------------------------------------------------------
+
+def make_debugging(ctx, llm, rng, params) -> Draft:
+    lang = ctx.extra.get("language", ctx.topic)
+    c = corrupt(ctx.content, rng)
+
+    def wrap(text: str) -> str:
+        return f"{text}\n\n```{lang}\n{c.corrupted}\n```"
+
+    return Draft(
+        c.corrupted, ctx.content, topic=f"{lang} code", subtopic=ctx.subtopic,
+        persona_query=f"the {lang} code pasted below your message (do not write the code yourself)",
+        fallback=f"Can you find and fix the bug in this {lang} code?",
+        wrap=wrap, extra={"corruption": c.to_dict(), "language": lang},
+    )
+
+
+# --- generic_instruction -----------------------------------------------------------------
+
+CRITERION_SYSTEM = "You design tests of AI assistants."
+CRITERION_USER = ("Invent one new, practical criterion for grading an AI assistant's answers. "
+                  "Name it, then say in one sentence what a 5/5 answer does.")
+PROBLEM_USER = ("Write one realistic request that a user could send to an AI assistant to test "
+                "this criterion. Reply with the request only.\n\n#Criterion:\n{criterion}")
+ANSWER_USER = ("Answer the request so well that the answer scores 5/5 on the criterion.\n\n"
+               "#Criterion:\n{criterion}\n\n#Question:\n{request}")
+
+
+def make_generic_instruction(ctx, llm, rng, params) -> Draft:
+    criterion = generate(llm, rng, params, system=CRITERION_SYSTEM, user=CRITERION_USER,
+                         max_tokens=64, what="criterion")
+    query = generate(llm, rng, params, system=CRITERION_SYSTEM,
+                     user=PROBLEM_USER.format(criterion=criterion), max_tokens=64, what="request")
+    reference = generate(llm, rng, params, system=DEFAULT_SYSTEM_PROMPT,
+                         user=ANSWER_USER.format(criterion=criterion, request=query),
+                         max_tokens=192, what="answer")
+    name = truncate_words(criterion.split(":")[0].split(".")[0], 8)
+    return Draft(query, reference, topic="everyday requests", subtopic=name,
+                 extra={"criterion": criterion})
+
+
+def _rouge(ngram: str, weight: float) -> RewardSpec:
+    return RewardSpec("rouge", weight, {"ngram": ngram})
+
+
+TASKS: dict[str, TaskDef] = {t.name: t for t in (
+    TaskDef("qa", "get help answering a question", "the answer to the following question", "wiki",
+            (_rouge("rouge-1", 0.5), RewardSpec("relevance", 0.5)), (_rouge("rouge-1", 0.5),), make_qa),
+    TaskDef("summarization", "get help with a summarization task", "a summary of the following topic",
+            "wiki", (_rouge("rouge-l", 0.5), RewardSpec("relevance", 0.5)), (_rouge("rouge-1", 0.5),),
+            make_summarization, static_query=True),
+    TaskDef("math", "get help solving a math problem", "the answer to the following math question", "math",
+            (RewardSpec("float_diff", 1.0),), (), make_math, static_query=True, static_reference=True),
+    TaskDef("date_qa", "get help answering a specific date-based question",
+            "the answer to the following date-based question", "wiki_dates",
+            (RewardSpec("date", 1.0),), (), make_date_qa, static_query=True, static_reference=True),
+    TaskDef("debugging", "get help debugging a piece of code", "the bug in the following code found and fixed",
+            "code", (RewardSpec("diff", 1.0),), (), make_debugging, static_query=True, static_reference=True),
+    TaskDef("generic_instruction", "get help with a request", "a complete answer to the following request",
+            None, (_rouge("rouge-1", 0.5), RewardSpec("relevance", 0.5)), (), make_generic_instruction),
+)}
+NAMES = tuple(TASKS)
+
+
+def build_task(name: str, llm: Engine, rng: random.Random, *, live: bool = False,
+               params: GenParams | None = None, datasets: Mapping[str, Dataset] | None = None,
+               strict: bool = False, challenge_tries: int = 3) -> Task:
+    """Build one task: context -> query and reference -> persona -> challenge (blocking).
+
+    Raises UsageError for an unknown task name and TaskError when no task can be
+    built. A persona that fails ``challenge_tries`` times gets the plain query
+    as its challenge (recorded in ``challenge_fallback``), or TaskError when
+    ``strict``. ``datasets`` defaults to the shared offline (or live) datasets.
+    """
+    try:
+        spec = TASKS[name]
+    except KeyError:
+        raise UsageError(f"unknown task {name!r}; choose one of {', '.join(NAMES)}") from None
+    params = params or GenParams()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ctx = None
+    if spec.dataset:
+        source = (datasets or default_datasets(live))[spec.dataset]
+        try:
+            ctx = source.sample(rng)
+        except DatasetError as e:
+            raise TaskError(f"{name}: no material ({e})") from e
+    timings["context"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    draft = spec.make(ctx, llm, rng, params)
+    timings["query_reference"] = time.perf_counter() - t1
+    if ctx is None:
+        crit = draft.extra.get("criterion", "")
+        ctx = Context(title=draft.subtopic, topic=draft.topic, subtopic=draft.subtopic, content=crit,
+                      tags=[name], source="llm", extra={}, stats={"dataset": None, "tries": 1,
+                                                                  "fetch_time": 0.0})
+
+    persona = random_persona(rng)
+    t2 = time.perf_counter()
+    fallback = None
+    rejections: list[str] = []
+    try:
+        ch = make_challenge(llm, rng, persona, desc=spec.desc, goal=spec.goal, topic=draft.topic,
+                            subtopic=draft.subtopic, query=draft.persona_query or draft.query,
+                            reference=draft.reference, params=params, tries=challenge_tries,
+                            keep=draft.keep, note=draft.note)
+        text, tries, rejections = ch.text, ch.tries, ch.rejected
+    except ChallengeError as e:
+        if strict:
+            raise TaskError(f"{name}: {e}") from e
+        fallback, tries = str(e), challenge_tries
+        text = draft.fallback or draft.query
+    timings["challenge"] = time.perf_counter() - t2
+    challenge = draft.wrap(text) if draft.wrap else text
+
+    return Task(
+        name=name, desc=spec.desc, goal=spec.goal, query=draft.query, reference=draft.reference,
+        challenge=challenge, persona=persona.to_dict(), context=ctx, rewards=list(spec.rewards),
+        penalties=list(spec.penalties), static_query=spec.static_query,
+        static_reference=spec.static_reference, challenge_tries=tries,
+        challenge_rejections=rejections, challenge_fallback=fallback,
+        timings={k: round(v, 4) for k, v in timings.items()}, extra=draft.extra,
+    )
