@@ -104,7 +104,7 @@ class BittensorChain:
             raise ChainError(
                 f"hotkey {hotkey} is not registered on netuid {self.netuid} of {self.network}: register it with "
                 f"`btcli subnets register --netuid {self.netuid} --network {self.network} "
-                f"--wallet.name {wallet.name} --wallet.hotkey {wallet.hotkey_str}` (this costs TAO)")
+                f"--wallet {wallet.name} --wallet-hotkey {wallet.hotkey_str}` (this costs TAO)")
         if stake:
             log.info("stake is managed with `btcli stake add` on %s; ignoring stake=%s", self.network, stake)
         return uid
