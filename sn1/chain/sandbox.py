@@ -183,6 +183,10 @@ class SandboxChain:
                 f"VALUES (?, {', '.join('?' * len(cols))}, ?)",
                 [netuid, *(hp[c] for c in cols), block - block % hp["tempo"]])
             conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise UsageError(f"cannot initialise {file}: {e}") from None
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

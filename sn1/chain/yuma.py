@@ -68,14 +68,12 @@ def weighted_median_col(stake: np.ndarray, weights: np.ndarray, kappa: float = K
     if total <= EPS:
         return out
     s = stake / total
-    for j in range(n_cols):
-        col = weights[:, j]
-        order = np.argsort(-col, kind="stable")
-        backing = np.cumsum(s[order])
-        # first (largest) weight whose supporters reach kappa; tolerance for float sums
-        k = int(np.searchsorted(backing, kappa - 1e-9, side="left"))
-        if k < len(order):
-            out[j] = col[order[k]]
+    order = np.argsort(-weights, axis=0, kind="stable")       # per column, largest weight first
+    backing = np.cumsum(s[order], axis=0)                      # stake giving >= that weight
+    reached = backing >= kappa - 1e-9                          # tolerance for float sums
+    k = reached.argmax(axis=0)                                 # first (largest) weight reaching kappa
+    cols = np.arange(n_cols)
+    out = np.where(reached.any(axis=0), weights[order[k, cols], cols], 0.0)
     return out
 
 

@@ -90,6 +90,17 @@ def test_no_weights_no_emission():
     assert r.emission.sum() == 0
 
 
+def test_weighted_median_col():
+    stake = np.array([0.3, 0.3, 0.4])
+    w = np.array([[0.9, 0.0, 0.2],
+                  [0.1, 0.0, 0.2],
+                  [0.5, 0.0, 0.1]])
+    # col 0: .9 backed by .3, .5 by .7 -> .5 ; col 1: nobody -> 0 ; col 2: .2 backed by .6 -> .2
+    np.testing.assert_allclose(yuma.weighted_median_col(stake, w), [0.5, 0.0, 0.2])
+    # a higher threshold needs more backing: kappa .8 -> col 0 falls to .1, col 2 to .1
+    np.testing.assert_allclose(yuma.weighted_median_col(stake, w, kappa=0.8), [0.1, 0.0, 0.1])
+
+
 def test_top_k_permits():
     # top 3 of stakes 5, 9, 0, 5, 7: uids 1 (9), 4 (7) and 0 (5; the tie with uid 3 goes to the lower uid)
     np.testing.assert_array_equal(yuma.top_k_permits([5, 9, 0, 5, 7], 3), [True, True, False, False, True])
