@@ -122,7 +122,7 @@ def cmd_init(config) -> int:
         "max_weight_limit": config.max_weight_limit, "weights_rate_limit": config.weights_rate_limit,
         "emission_per_block": config.emission_per_block}.items() if v is not None}
     path = expand(config.sandbox.path)
-    chain = SandboxChain.init(path, config.netuid, tempo=config.tempo or DEFAULT_TEMPO,
+    chain = SandboxChain.init(path, config.netuid, tempo=DEFAULT_TEMPO if config.tempo is None else config.tempo,
                               block_time=config.block_time, **params)
     hp = chain.hyperparams()
     print(f"sandbox subnet {chain.netuid} initialised at {path} "

@@ -6,13 +6,14 @@ import sqlite3
 import pytest
 
 from sn1.chain.base import Neuron
+from sn1.chain.sandbox import SandboxChain
 from sn1.testing import make_wallet, run_sn1
 
 
 @pytest.fixture
 def sandbox(tmp_path, wallet_path):
     sb = tmp_path / "sb"
-    run_sn1("sandbox", "init", "--sandbox.path", sb, "--tempo", "5", "--block-time", "0.05", check=True)
+    SandboxChain.init(sb, 1, tempo=5, block_time=0.05)      # `sn1 sandbox init` itself: test_init
     for name in ("val", "miner"):
         make_wallet(wallet_path, name, "default")
     return sb
@@ -81,7 +82,7 @@ BAD = [
 
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_one_line_exit_2_state_untouched(sandbox, wallet_path, args, message):
-    sandbox_cmd("register", sandbox, wallet_path, "--wallet.name", "val", "--stake", "10")
+    SandboxChain(sandbox, 1).register(make_wallet(wallet_path, "val"), stake=10)
     before = state(sandbox)
     cmd, *rest = args
     extra = [] if cmd == "init" else ["--wallet.path", wallet_path]
@@ -91,6 +92,18 @@ def test_bad_input_one_line_exit_2_state_untouched(sandbox, wallet_path, args, m
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
     assert r.stdout == ""
     assert state(sandbox) == before
+
+
+def test_init(tmp_path):
+    sb = tmp_path / "new"
+    r = run_sn1("sandbox", "init", "--sandbox.path", sb, "--netuid", "3", "--tempo", "7", "--block-time", "0.5",
+                "--max-uids", "16", "--max-validators", "4", "--immunity-period", "9", "--max-weight-limit", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert f"sandbox subnet 3 initialised at {sb}" in r.stdout
+    hp = SandboxChain(sb, 3).hyperparams()
+    assert (hp.tempo, hp.max_uids, hp.max_validators, hp.immunity_period, hp.max_weight_limit) == (7, 16, 4, 9, 0.5)
+    r = run_sn1("sandbox", "init", "--sandbox.path", sb, "--netuid", "4", "--tempo", "0")
+    assert r.returncode == 2 and r.stderr.strip() == "error: tempo must be a positive integer, got 0"
 
 
 def test_uninitialised_and_corrupted_paths(tmp_path, wallet_path):
