@@ -22,7 +22,8 @@ from ..errors import UsageError
 from .base import DEFAULT_SYSTEM_PROMPT, Engine, GenParams, LLMError, Messages
 
 __all__ = ["ENGINES", "DEFAULT_MODELS", "DEFAULT_SYSTEM_PROMPT", "Engine", "GenParams", "LLMError",
-           "Messages", "add_args", "from_config", "gen_params", "create"]
+           "Messages", "add_args", "add_engine_args", "add_sampling_args", "from_config", "gen_params",
+           "create"]
 
 # name -> "module:Class"
 ENGINES = {
@@ -45,26 +46,32 @@ DEFAULT_MODELS = {
 
 
 def add_args(parser: argparse.ArgumentParser, prefix: str = "llm", engine: str | None = None) -> None:
-    """Add the LLM flags under ``--PREFIX.*``.
+    """Add the LLM flags under ``--PREFIX.*``: the engine's and the sampling defaults.
 
     ``engine`` fixes the engine (a miner backend knows its own) and leaves out
     ``--PREFIX.engine``; otherwise the flag chooses, default ``llamacpp``.
     Flags already defined on the parser are kept as they are.
     """
+    add_engine_args(parser, prefix, engine)
+    add_sampling_args(parser, prefix)
+
+
+def add_engine_args(parser: argparse.ArgumentParser, prefix: str = "llm", engine: str | None = None) -> None:
+    """What selects and loads the model (no sampling flags)."""
     p = f"--{prefix}."
     if engine is None:
         flag(parser, p + "engine", choices=sorted(ENGINES), default="llamacpp",
              help="LLM engine: llamacpp (embedded SmolLM2 on CPU), hf (transformers), "
                   "openai (any OpenAI-compatible HTTP API), vllm (GPU), scripted (tests)")
     flag(parser, p + "model_id", default=None,
-         help="model: a Hugging Face id or local folder (hf, vllm), a .gguf file (llamacpp), "
+         help="model: a Hugging Face id or local folder (hf, vllm), a .gguf file (llamacpp, hf), "
               "a model name (openai); default: the embedded SmolLM2-135M-Instruct "
               "(openai: gpt-3.5-turbo-1106, vllm: HuggingFaceH4/zephyr-7b-beta)")
     flag(parser, p + "base_url", default=None,
          help="openai: base URL of an OpenAI-compatible API (vLLM server, llama.cpp server...); "
               "default https://api.openai.com/v1")
-    flag(parser, p + "timeout", type=float, default=30.0,
-         help="openai: seconds to wait for the API to connect or send the next bytes")
+    flag(parser, p + "api_timeout", type=float, default=30.0,
+         help="openai: seconds to wait for the API to connect or to send the next bytes of a stream")
     flag(parser, p + "device", default="cpu", help="hf: torch device (cpu, cuda, cuda:1, auto)")
     flag(parser, p + "load_in_8bit", action="store_true", help="hf: load the model in 8 bit (bitsandbytes, GPU)")
     flag(parser, p + "load_in_4bit", action="store_true", help="hf: load the model in 4 bit (bitsandbytes, GPU)")
@@ -73,7 +80,12 @@ def add_args(parser: argparse.ArgumentParser, prefix: str = "llm", engine: str |
     flag(parser, p + "n_ctx", type=int, default=2048, help="llamacpp: context length in tokens")
     flag(parser, p + "n_threads", type=int, default=None, help="llamacpp: CPU threads per generation")
     flag(parser, p + "parallel", type=int, default=1,
-         help="llamacpp: model contexts, i.e. generations that may run at once (more waits its turn)")
+         help="llamacpp: model contexts, i.e. generations that may run at once (more wait their turn)")
+
+
+def add_sampling_args(parser: argparse.ArgumentParser, prefix: str = "llm") -> None:
+    """The default sampling parameters (spec defaults: 256 tokens, 0.7, top_k 50, top_p 0.95)."""
+    p = f"--{prefix}."
     flag(parser, p + "max_tokens", type=int, default=256, help="most tokens generated per answer")
     flag(parser, p + "temperature", type=float, default=0.7, help="sampling temperature (0 = greedy)")
     flag(parser, p + "top_k", type=int, default=50, help="top-k sampling")
@@ -103,7 +115,7 @@ def engine_class(name: str):
 
 
 def create(name: str, **options) -> Engine:
-    """Build engine ``name`` from keyword options (those its constructor knows; others are ignored)."""
+    """Build engine ``name`` from keyword options; those its constructor does not take are ignored."""
     cls = engine_class(name)
     params = inspect.signature(cls).parameters.values()
     if not any(p.kind is p.VAR_KEYWORD for p in params):
@@ -112,11 +124,20 @@ def create(name: str, **options) -> Engine:
     return cls(**options)
 
 
+# flag name (after the prefix) -> engine constructor argument
+_OPTIONS = {
+    "model_id": "model_id", "base_url": "base_url", "api_timeout": "timeout", "device": "device",
+    "load_in_8bit": "load_in_8bit", "load_in_4bit": "load_in_4bit",
+    "gpu_memory_utilization": "gpu_memory_utilization", "n_ctx": "n_ctx", "n_threads": "n_threads",
+    "parallel": "parallel", "seed": "seed",
+}
+
+
 def from_config(config: SimpleNamespace, prefix: str = "llm", engine: str | None = None) -> Engine:
     """The engine that ``--PREFIX.*`` flags describe (``engine`` overrides ``--PREFIX.engine``)."""
     name = engine or get(config, f"{prefix}.engine", "llamacpp")
-    section = get(config, prefix, SimpleNamespace())
-    options = {k: v for k, v in vars(section).items() if k != "engine" and v is not None}
+    options = {arg: get(config, f"{prefix}.{key}") for key, arg in _OPTIONS.items()}
+    options = {k: v for k, v in options.items() if v is not None}
     if options.get("model_id") is None:
         options["model_id"] = DEFAULT_MODELS.get(name)
     if options.get("load_in_8bit") and options.get("load_in_4bit"):

@@ -52,6 +52,7 @@ class OpenAIEngine:
                 raise UsageError("OPENAI_API_KEY is not set: export it or put it in a .env file "
                                  "(or point --neuron.base_url at a compatible server)")
             key = "sk-no-key"   # local compatible servers ignore it, the client insists on one
+        _quiet_http_logs()
         self.model_name = model_id or DEFAULT_MODEL
         self.base_url = base_url
         self.client = openai.OpenAI(
@@ -124,6 +125,16 @@ class OpenAIEngine:
 
     def chat(self, messages: Messages, params: GenParams) -> str:
         return "".join(self.stream(messages, params))
+
+
+def _quiet_http_logs() -> None:
+    """The client logs every request at INFO; keep that for --logging.trace only."""
+    from ..config import TRACE
+
+    if logging.getLogger().level > TRACE:
+        for name in ("httpx2", "openai"):
+            if logging.getLogger(name).level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,9 +1,9 @@
 """A stand-in for the OpenAI API on 127.0.0.1 (the real one is on the internet).
 
-The model name picks the behaviour:
+The model name picks the behaviour, or a last user message "!behaviour" (one miner process, many cases):
   ok         streams ANSWER word by word (also answers stream=false)
   slow       streams 2,000 words, one every 10 ms (cancellation: counts what it sent)
-  ratelimit  429;  boom  500;  any model with a wrong key: 401
+  ratelimit  429;  boom  500;  auth (or any model with a wrong key): 401
   malformed  one good chunk, then a line that is not JSON
   badshape   one good chunk, then JSON of the wrong shape
   stall      one good chunk, then silence for a minute
@@ -71,9 +71,12 @@ class StandIn:
     async def chat(self, request: Request):
         body = await request.json()
         self.requests.append({"body": body, "auth": request.headers.get("authorization")})
-        if request.headers.get("authorization") != f"Bearer {KEY}":
-            return _error(401, "Incorrect API key provided: sk-wr***ng.", "invalid_request_error")
         model = body.get("model")
+        last = (body.get("messages") or [{}])[-1].get("content") or ""
+        if last.startswith("!"):
+            model = last[1:].split()[0]
+        if request.headers.get("authorization") != f"Bearer {KEY}" or model == "auth":
+            return _error(401, "Incorrect API key provided: sk-wr***ng.", "invalid_request_error")
         if model == "ratelimit":
             return JSONResponse({"error": {"message": "Rate limit reached for requests", "type": "requests",
                                            "code": "rate_limit_exceeded"}},

@@ -43,7 +43,7 @@ def test_from_config_passes_openai_options(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
     engine = from_config(parse(["--llm.engine", "openai", "--llm.base_url", "http://127.0.0.1:9/v1",
-                                "--llm.timeout", "3"]))
+                                "--llm.api_timeout", "3"]))
     assert engine.name == "openai" and engine.model_name == "gpt-3.5-turbo-1106"
     assert engine.client.timeout.read == 3
 

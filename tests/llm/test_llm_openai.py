@@ -13,17 +13,10 @@ from sn1.llm.base import GenParams, LLMError
 from sn1.llm.openai_engine import OpenAIEngine
 from sn1.testing import free_port
 
-from .standin_openai import ANSWER, KEY, StandIn
+from .standin_openai import ANSWER, KEY
 
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
 PARAMS = GenParams(max_tokens=50, temperature=0.3, top_k=7)
-
-
-@pytest.fixture(scope="module")
-def standin():
-    s = StandIn().start()
-    yield s
-    s.stop()
 
 
 def engine(standin, model="ok", key=KEY, timeout=5.0):
