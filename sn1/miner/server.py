@@ -196,7 +196,9 @@ class _Generation:
                     return "length"
             return "stop"
         finally:
-            await agen.aclose()   # stops the engine, also when this task is cancelled
+            close = getattr(agen, "aclose", None)
+            if close is not None:
+                await close()     # stops the engine, also when this task is cancelled
 
 
 class ChatEndpoint:

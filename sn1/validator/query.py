@@ -42,6 +42,7 @@ log = logging.getLogger("sn1.validator.query")
 STATUSES = ("ok", "timeout", "http_error", "connect_error", "protocol_error")
 DEFAULT_MAX_BYTES = 1 << 20        # per response: ~250k tokens of text, far past any max_tokens
 DEFAULT_MAX_CHUNKS = 16384
+MAX_EVENT_BYTES = 256 * 1024     # one SSE event; a batch of tokens is a few hundred bytes
 ERROR_BODY_BYTES = 4096
 _SEND_EVENT = "http11.send_request_headers.started"
 
@@ -185,7 +186,7 @@ class MinerClient:
             r.status, r.message = "protocol_error", f"expected text/event-stream, got {ctype or 'nothing'!r}"
             return
         max_bytes, max_chunks = self.max_bytes, self.max_chunks
-        parser = SSEParser(max_line=max_bytes)
+        parser = SSEParser(max_line=min(max_bytes, MAX_EVENT_BYTES))
         times, tokens = r.chunk_times, r.chunk_tokens
         n_bytes = 0
         done = cut = False

@@ -1,0 +1,497 @@
+"""Real miner processes on 127.0.0.1, a real sandbox chain, the real validator client.
+
+Covers every refusal of the miner, every status of the client, exact text
+(newlines, multi-byte characters split across chunks and network reads),
+partial credit on timeout, generator closed on timeout and disconnect,
+priority by stake, the caps, and the official openai client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from sn1.chain.base import Neuron
+from sn1.miner.backends.test import MOCK_TEXT, words
+from sn1.protocol.auth import BtAuth, sign_headers
+from sn1.protocol.wire import CHAT_PATH, request_body
+from sn1.testing import free_port, run_sn1
+from sn1.llm.base import GenParams
+from sn1.validator.query import MinerClient
+
+TEXT = "Grüße 👋🏽 aus Zürich!\nZweite Zeile — 日本語のテキスト,\r\n\n  eingerückt\tmit Tab  \n"
+MSG = [{"role": "user", "content": TEXT}]
+
+
+def target(net, name) -> Neuron:
+    return net.neuron(name)
+
+
+def body(content=TEXT, **kw) -> bytes:
+    kw.setdefault("max_tokens", 200)
+    kw.setdefault("timeout", 5.0)
+    return request_body([{"role": "user", "content": content}], **kw)
+
+
+async def post(net, miner, wallet, data: bytes, *, receiver=None, headers=None, sign=True):
+    h = {"content-type": "application/json"}
+    if sign:
+        h.update(sign_headers(net.wallets[wallet], data, receiver or net.miners[miner].hotkey))
+    h.update(headers or {})
+    async with httpx.AsyncClient(timeout=10) as c:
+        return await c.post(net.miners[miner].url + CHAT_PATH, content=data, headers=h)
+
+
+async def health(net, miner) -> dict:
+    async with httpx.AsyncClient(timeout=5) as c:
+        return (await c.get(net.miners[miner].url + "/health")).json()
+
+
+# ---- start-up ---------------------------------------------------------------------------------
+
+def test_miners_publish_their_endpoint(net):
+    for name, m in net.miners.items():
+        assert net.neuron(name).endpoint == f"127.0.0.1:{m.port}"
+
+
+def test_unregistered_miner_refuses_to_start(net):
+    from sn1.testing import make_wallet
+
+    make_wallet(net.wallet_path, "unregistered-miner")
+    r = run_sn1("miner", "--backend", "echo", *net.args(), "--wallet.name", "unregistered-miner",
+                "--axon.port", str(free_port()), timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("error: hotkey default (")
+    assert "is not registered on netuid 1" in r.stderr
+
+
+# ---- exact text -------------------------------------------------------------------------------
+
+async def test_echo_streams_exact_text_in_batches(net):
+    async with MinerClient(net.wallets["high"]) as c:
+        [r] = await c.query([target(net, "echo")], MSG, GenParams(max_tokens=200), timeout=5)
+    assert r.status == "ok", r.message
+    assert r.completion == TEXT
+    n = len(words(TEXT))
+    assert r.chunk_tokens == [3] * (n // 3) + ([n % 3] if n % 3 else [])   # batch size 3
+    assert r.finish_reason == "stop" and r.status_code == 200 and not r.truncated
+    assert r.time_to_first_chunk == r.chunk_times[0] <= r.process_time
+    assert r.chunk_times == sorted(r.chunk_times)
+
+
+class Dribble(httpx.AsyncBaseTransport):
+    """A real connection whose reads are re-cut into ``size``-byte pieces, so every
+    multi-byte character arrives split across reads."""
+
+    def __init__(self, size: int):
+        self.inner = httpx.AsyncHTTPTransport()
+        self.size = size
+        self.reads = 0
+
+    async def handle_async_request(self, request):
+        resp = await self.inner.handle_async_request(request)
+        outer = self
+
+        class Stream(httpx.AsyncByteStream):
+            async def __aiter__(self):
+                async for part in resp.stream:
+                    for i in range(0, len(part), outer.size):
+                        outer.reads += 1
+                        yield part[i:i + outer.size]
+
+            async def aclose(self):
+                await resp.aclose()
+
+        return httpx.Response(resp.status_code, headers=resp.headers, stream=Stream(),
+                              extensions=resp.extensions)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+async def test_multibyte_characters_split_across_reads(net, size):
+    transport = Dribble(size)
+    async with httpx.AsyncClient(transport=transport, timeout=None) as http:
+        c = MinerClient(net.wallets["high"], http=http)
+        [r] = await c.query([target(net, "echo")], MSG, timeout=10)
+    assert r.status == "ok", r.message
+    assert r.completion == TEXT
+    assert transport.reads >= r.n_bytes // size   # the bytes really came in small pieces
+
+
+async def test_non_streaming_answer(net):
+    resp = await post(net, "echo", "high", body(stream=False))
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+    out = resp.json()
+    assert out["object"] == "chat.completion"
+    assert out["choices"][0]["message"]["content"] == TEXT
+    assert out["choices"][0]["finish_reason"] == "stop"
+    assert out["usage"]["completion_tokens"] == len(words(TEXT))
+
+
+async def test_max_tokens_gives_length(net):
+    async with MinerClient(net.wallets["high"]) as c:
+        [r] = await c.query([target(net, "echo")], MSG, GenParams(max_tokens=4), timeout=5)
+    assert r.status == "ok" and r.finish_reason == "length"
+    assert r.completion == "".join(words(TEXT)[:4]) and r.tokens == 4
+
+
+# ---- refusals ---------------------------------------------------------------------------------
+
+async def test_401_missing_headers(net):
+    resp = await post(net, "echo", "high", body(), sign=False)
+    assert resp.status_code == 401 and "missing btauth/1 headers" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("case", ["bad_signature", "wrong_receiver", "stale", "malformed"])
+async def test_401_bad_auth(net, case):
+    data = body()
+    hk = net.miners["echo"].hotkey
+    if case == "bad_signature":        # signed one body, sent another
+        h = sign_headers(net.wallets["high"], data, hk)
+        data = body(content="something else")
+        expect = "BadSignature"
+    elif case == "wrong_receiver":     # signed for another miner
+        h = sign_headers(net.wallets["high"], data, net.miners["mock"].hotkey)
+        expect = "WrongReceiver"
+    elif case == "stale":
+        from bittensor import http_auth
+        h = http_auth.sign(net.wallets["high"], method="POST", path=CHAT_PATH, body=data,
+                           receiver_ss58=hk, nonce_ns=time.time_ns() - 30 * 10**9)
+        expect = "StaleRequest"
+    else:
+        h = sign_headers(net.wallets["high"], data, hk)
+        h["X-Bittensor-Signature"] = "0xnothex"
+        expect = "MalformedAuth"
+    resp = await post(net, "echo", "high", data, headers=h, sign=False)
+    assert resp.status_code == 401
+    assert resp.json()["error"]["message"].startswith(expect)
+
+
+async def test_401_replayed(net):
+    data = body()
+    h = {"content-type": "application/json", **sign_headers(net.wallets["high"], data, net.miners["echo"].hotkey)}
+    assert (await post(net, "echo", "high", data, headers=h, sign=False)).status_code == 200
+    again = await post(net, "echo", "high", data, headers=h, sign=False)
+    assert again.status_code == 401 and again.json()["error"]["message"].startswith("ReplayedRequest")
+
+
+async def test_403_not_registered_unless_allowed(net):
+    resp = await post(net, "echo", "stranger", body())
+    assert resp.status_code == 403 and "not registered" in resp.json()["error"]["message"]
+    async with MinerClient(net.wallets["stranger"]) as c:
+        [r] = await c.query([target(net, "open")], MSG, timeout=5)
+    assert r.status == "ok" and r.completion == "Open to everyone."
+
+
+async def test_403_without_validator_permit(net):
+    resp = await post(net, "permit", "nopermit", body())
+    assert resp.status_code == 403 and "no validator permit" in resp.json()["error"]["message"]
+    async with MinerClient(net.wallets["high"]) as c:
+        [r] = await c.query([target(net, "permit")], MSG, timeout=5)
+    assert r.status == "ok" and r.completion == TEXT
+
+
+async def test_413_body_too_large_with_and_without_length(net):
+    big = body(content="x" * 5000)
+    resp = await post(net, "echo", "high", big)
+    assert resp.status_code == 413 and "4096-byte limit" in resp.json()["error"]["message"]
+
+    async def chunked():            # no Content-Length: the limit holds while reading
+        for i in range(0, len(big), 1000):
+            yield big[i:i + 1000]
+
+    h = {"content-type": "application/json",
+         **sign_headers(net.wallets["high"], big, net.miners["echo"].hotkey)}
+    async with httpx.AsyncClient(timeout=10) as c:
+        resp = await c.post(net.miners["echo"].url + CHAT_PATH, content=chunked(), headers=h)
+    assert "content-length" not in {k.lower() for k in resp.request.headers}
+    assert resp.status_code == 413
+
+
+@pytest.mark.parametrize("data,status,field", [
+    (b"{not json", 400, None),
+    (b'{"messages": [{"role": "wizard", "content": "hi"}], "stream": true}', 422, "messages.0.role"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "timeout": 0}', 422, "timeout"),
+])
+async def test_400_422_name_the_field(net, data, status, field):
+    resp = await post(net, "echo", "high", data)
+    assert resp.status_code == status
+    err = resp.json()["error"]
+    if field:
+        assert err["param"] == field and err["message"].startswith(field)
+
+
+async def test_422_bad_timeout_header(net):
+    resp = await post(net, "echo", "high", body(), headers={"X-SN1-Timeout": "soon"})
+    assert resp.status_code == 422 and "X-SN1-Timeout" in resp.json()["error"]["message"]
+
+
+async def test_refused_requests_do_no_work(net):
+    before = (await health(net, "echo"))["served"]
+    await post(net, "echo", "stranger", body())
+    await post(net, "echo", "high", body(), sign=False)
+    await post(net, "echo", "high", b"{not json")
+    assert (await health(net, "echo"))["served"] == before
+
+
+# ---- client statuses --------------------------------------------------------------------------
+
+async def test_timeout_keeps_partial_text_and_closes_generator(net):
+    mock = net.miners["mock"]
+    closed_before = mock.log_text().count("mock generator closed early")
+    async with MinerClient(net.wallets["high"]) as c:
+        [r] = await c.query([target(net, "mock")], MSG, GenParams(max_tokens=5000), timeout=0.8)
+    assert r.status == "timeout"
+    assert r.completion and ("".join(words(MOCK_TEXT)) * 10).startswith(r.completion)  # partial credit
+    assert 0 < r.tokens < 5000 and r.process_time <= 0.8 + 0.05
+    assert all(t <= 0.8 for t in r.chunk_times)
+    # The client hangs up at its deadline just before the miner's own deadline passes:
+    # either way the generation is logged as ended and the generator closed early.
+    text = mock.wait_log("mock generator closed early", closed_before + 1)
+    ends = re.findall(r"tokens in ([\d.]+)s, (timeout|disconnect)", text)
+    assert ends and 0.6 < float(ends[-1][0]) < 1.2
+
+
+async def test_timeout_header_stops_the_miner(net):
+    t0 = time.monotonic()
+    resp = await post(net, "mock", "high", body(max_tokens=5000, timeout=None),
+                      headers={"X-SN1-Timeout": "0.5"})
+    elapsed = time.monotonic() - t0
+    assert resp.status_code == 200 and elapsed < 3
+    lines = [ln for ln in resp.text.split("\n\n") if ln]
+    assert lines[-1] == "data: [DONE]"
+    assert json.loads(lines[-2][6:])["choices"][0]["finish_reason"] == "timeout"
+
+
+async def test_disconnect_closes_generator_and_frees_slot(net):
+    mock = net.miners["mock"]
+    closed_before = mock.log_text().count("mock generator closed early")
+    served_before = mock.log_text().count(", disconnect")
+    data = body(max_tokens=5000, timeout=60)
+    h = {"content-type": "application/json", **sign_headers(net.wallets["high"], data, mock.hotkey)}
+    async with httpx.AsyncClient(timeout=10) as c:
+        async with c.stream("POST", mock.url + CHAT_PATH, content=data, headers=h) as resp:
+            assert resp.status_code == 200
+            async for _ in resp.aiter_raw():
+                break               # got a chunk; now hang up mid-stream
+    text = mock.wait_log(", disconnect", served_before + 1)
+    assert text.count("mock generator closed early") == closed_before + 1
+    tokens = int(text.split("mock generator closed early after ")[-1].split()[0])
+    assert tokens < 200             # stopped long before 5000 tokens (which would take 100 s)
+    for _ in range(50):
+        if (await health(net, "mock"))["active"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert (await health(net, "mock"))["active"] == 0
+
+
+async def test_priority_by_stake_and_429_when_full(net):
+    """max_concurrent 1, max_queue 3: while one generation runs, three callers wait and are
+    served highest stake first; a fifth request is refused with 429 and Retry-After."""
+    mock = target(net, "mock")
+    started = asyncio.Event()
+    clients = {n: MinerClient(net.wallets[n]) for n in ("high", "mid", "low")}
+    ends: dict[str, float] = {}
+
+    async def ask(name, tokens, on_chunk=None, label=None):
+        r = (await clients[name].query([mock], MSG, GenParams(max_tokens=tokens), timeout=10,
+                                       on_chunk=on_chunk))[0]
+        ends[label or name] = time.monotonic()
+        return r
+
+    async def wait_waiting(n):
+        for _ in range(100):
+            if (await health(net, "mock"))["waiting"] == n:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"never {n} waiting")
+
+    # The blocker would run for 100 s; it holds the only slot until we hang it up.
+    blocker = asyncio.create_task(ask("high", 5000, lambda *a: started.set(), "blocker"))
+    await asyncio.wait_for(started.wait(), 5)
+    tasks = {}
+    for i, name in enumerate(("low", "mid", "high")):     # arrive lowest stake first
+        tasks[name] = asyncio.create_task(ask(name, 3))
+        await wait_waiting(i + 1)
+    full = await post(net, "mock", "low", body(max_tokens=3))
+    assert full.status_code == 429 and full.headers["retry-after"] == "1"
+    assert (await health(net, "mock"))["active"] == 1
+    blocker.cancel()                                   # disconnect: frees the slot
+    with contextlib.suppress(asyncio.CancelledError):
+        await blocker
+    results = {n: await t for n, t in tasks.items()}
+    for c in clients.values():
+        await c.aclose()
+    assert all(r.status == "ok" for r in results.values())
+    assert ends["high"] < ends["mid"] < ends["low"]
+
+
+async def test_connect_errors_and_isolation(net, tmp_path):
+    """One query with a good miner, a dead port, no endpoint, a hostile server, a slow miner:
+    each gets its own status and the good one is untouched."""
+    dead = Neuron(uid=90, hotkey=net.miners["echo"].hotkey, coldkey="-", endpoint=f"127.0.0.1:{free_port()}")
+    nowhere = Neuron(uid=91, hotkey=net.miners["echo"].hotkey, coldkey="-", endpoint=None)
+    async with hostile_server("garbage") as port:
+        bad = Neuron(uid=92, hotkey=net.miners["echo"].hotkey, coldkey="-", endpoint=f"127.0.0.1:{port}")
+        async with MinerClient(net.wallets["high"]) as c:
+            rs = await c.query([target(net, "echo"), dead, nowhere, bad, target(net, "mock")], MSG,
+                               GenParams(max_tokens=5000), timeout=1.0)
+    good, r_dead, r_none, r_bad, r_slow = rs
+    assert good.status == "ok" and good.completion == TEXT
+    assert r_dead.status == "connect_error" and r_dead.completion == ""
+    assert r_none.status == "connect_error" and "no endpoint" in r_none.message
+    assert r_bad.status == "protocol_error" and "not JSON" in r_bad.message
+    assert r_slow.status == "timeout" and r_slow.completion
+    assert [r.uid for r in rs] == [good.uid, 90, 91, 92, r_slow.uid]
+
+
+async def test_http_error_status(net):
+    async with MinerClient(net.wallets["stranger"]) as c:
+        [r] = await c.query([target(net, "echo")], MSG, timeout=5)
+    assert r.status == "http_error" and r.status_code == 403 and "not registered" in r.message
+
+
+# ---- caps -------------------------------------------------------------------------------------
+
+async def test_chunk_cap_cuts_and_flags(net):
+    async with MinerClient(net.wallets["high"], max_chunks=2) as c:
+        [r] = await c.query([target(net, "echo")], MSG, timeout=5)
+    assert r.truncated and r.status == "protocol_error" and "cut" in r.message
+    assert r.completion == "".join(words(TEXT)[:6]) and len(r.chunk_times) == 2
+
+
+async def test_byte_cap_cuts_and_flags(net):
+    async with MinerClient(net.wallets["high"], max_bytes=700) as c:
+        [r] = await c.query([target(net, "echo")], MSG, timeout=5)
+    assert r.truncated and r.n_bytes == 700
+    assert r.completion and TEXT.startswith(r.completion) and r.completion != TEXT
+
+
+@pytest.mark.parametrize("mode,expect", [
+    ("endless", "cut at"), ("longline", "exceeded"), ("plain", "expected text/event-stream"),
+    ("nodone", "without data: [DONE]"), ("error", "miner error: overloaded"),
+])
+async def test_hostile_servers(net, mode, expect):
+    max_bytes = 1 << 20 if mode == "longline" else 20_000   # longline: the 256 KiB event cap acts
+    async with hostile_server(mode) as port:
+        n = Neuron(uid=7, hotkey=net.miners["echo"].hotkey, coldkey="-", endpoint=f"127.0.0.1:{port}")
+        async with MinerClient(net.wallets["high"], max_bytes=max_bytes) as c:
+            [r] = await c.query([n], MSG, timeout=3)
+    assert r.status == "protocol_error" and expect in r.message, r
+    assert r.n_bytes <= min(max_bytes, 300_000)
+    if mode in ("endless", "longline"):
+        assert r.truncated
+    if mode in ("nodone", "endless"):
+        assert r.completion.startswith("partial")
+
+
+class hostile_server:
+    """A stand-in for a misbehaving miner (no real miner sends these)."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    async def handle(self, reader, writer):
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            sse = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+            chunk = b'data: {"choices":[{"delta":{"content":"partial "},"finish_reason":null}]}\n\n'
+            if self.mode == "garbage":
+                writer.write(sse + b"data: {not json}\n\n")
+            elif self.mode == "plain":
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nhello")
+            elif self.mode == "nodone":
+                writer.write(sse + chunk)
+            elif self.mode == "error":
+                writer.write(sse + b'data: {"error": {"message": "overloaded"}}\n\n')
+            elif self.mode == "endless":
+                writer.write(sse)
+                for _ in range(10_000):
+                    writer.write(chunk)
+                    await writer.drain()
+            elif self.mode == "longline":
+                writer.write(sse + b"data: ")
+                for _ in range(10_000):
+                    writer.write(b"x" * 1000)
+                    await writer.drain()
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+
+# ---- the official openai client ---------------------------------------------------------------
+
+async def test_openai_client_reads_the_stream(net):
+    openai = pytest.importorskip("openai")
+    m = net.miners["echo"]
+    async with httpx.AsyncClient(auth=BtAuth(net.wallets["high"], m.hotkey)) as http:
+        client = openai.AsyncOpenAI(base_url=m.url + "/v1", api_key="unused", http_client=http,
+                                    max_retries=0)
+        stream = await client.chat.completions.create(
+            model="sn1", messages=MSG, stream=True, max_tokens=200, extra_body={"timeout": 5})
+        chunks = [c async for c in stream]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == TEXT
+        assert chunks[-1].choices[0].finish_reason == "stop"
+        assert chunks[0].object == "chat.completion.chunk"
+        full = await client.chat.completions.create(model="sn1", messages=MSG, max_tokens=200)
+        assert full.choices[0].message.content == TEXT
+    permit = net.miners["permit"]
+    async with httpx.AsyncClient(auth=BtAuth(net.wallets["nopermit"], permit.hotkey)) as http:
+        bad = openai.AsyncOpenAI(base_url=permit.url + "/v1", api_key="unused", max_retries=0,
+                                 http_client=http)
+        with pytest.raises(openai.PermissionDeniedError, match="no validator permit"):
+            await bad.chat.completions.create(model="sn1", messages=MSG)
+
+
+def test_sync_openai_client(net):
+    openai = pytest.importorskip("openai")
+    m = net.miners["echo"]
+    with httpx.Client(auth=BtAuth(net.wallets["high"], m.hotkey)) as http:
+        client = openai.OpenAI(base_url=m.url + "/v1", api_key="unused", http_client=http, max_retries=0)
+        text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model="sn1", messages=MSG, stream=True, extra_headers={"X-SN1-Timeout": "5"}))
+    assert text == TEXT
+
+
+# ---- the client command -----------------------------------------------------------------------
+
+def test_client_script_prints_chunks_and_totals(net):
+    import subprocess
+    import sys
+
+    from sn1.testing import ROOT
+
+    echo, open_ = net.miners["echo"].uid, net.miners["open"].uid
+    args = ["--uids", str(echo), str(open_), "--wallet_name", "mid", "--hotkey", "default",
+            "--wallet.path", str(net.wallet_path), "--network", "sandbox", "--netuid", "1",
+            "--sandbox.path", str(net.root / "sandbox"), "--message", "one two\nthree"]
+    p = subprocess.run([sys.executable, "scripts/client.py", *args], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert f"[uid {echo} +" in p.stdout and "'one two\\nthree'" in p.stdout
+    assert f"uid {echo}: ok, 3 tokens in 1 chunks" in p.stdout
+    assert f"uid {open_}: ok" in p.stdout
+    r = run_sn1("client", *args, "--json", timeout=60)
+    assert r.returncode == 0, r.stderr
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["completion"] for x in results] == ["one two\nthree", "Open to everyone."]
+    bad = run_sn1("client", *args[:-2], "--uids", "99", timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: uid 99 is not on netuid 1")
