@@ -60,8 +60,12 @@ def read_events(path: str) -> list[dict]:
     out: list[dict] = []
     for p in (path + ".1", path):
         if os.path.exists(p):
-            with open(p, encoding="utf-8") as f:
-                out.extend(json.loads(line) for line in f if line.strip())
+            with open(p, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    try:
+                        out.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue   # a line torn by a crash mid-write
     return out
 
 

@@ -152,6 +152,11 @@ class Validator:
         )
         self.state.step += 1
 
+        task_event = task.to_event()
+        # The task's reward *definitions*; "rewards" in the event is the scores.
+        task_event["reward_models"] = task_event.pop("rewards", None)
+        task_event["penalty_models"] = task_event.pop("penalties", None)
+        task_event["task_timings"] = task_event.pop("timings", None)
         event = {
             "step": self.state.step,
             "block": mg.block,
@@ -161,7 +166,7 @@ class Validator:
             "task_time": t_task - t_start,
             "query_time": t_query - t_task,
             "score_time": t_score - t_query,
-            **task.to_event(),
+            **task_event,
             "uids": uids,
             "hotkeys": [mg.neurons[u].hotkey for u in uids],
             "completions": completions,
