@@ -44,3 +44,16 @@ async def test_vllm_streams_and_cancels():
     await gen.aclose()
     await asyncio.sleep(0.5)
     assert not engine._outputs      # the request was aborted in the engine
+
+
+def test_vllm_miner_without_vllm_or_gpu_exits_with_the_reason(subnet):
+    if REASON is None:
+        pytest.skip("vLLM can run here")
+    from sn1.testing import make_wallet, run_sn1
+
+    subnet.chain.register(make_wallet(subnet.wallets, "vllm-miner"))
+    out = run_sn1("miner", "--backend", "vllm", "--subtensor.network", "sandbox", "--sandbox.path",
+                  subnet.sandbox, "--netuid", "1", "--wallet.path", subnet.wallets,
+                  "--wallet.name", "vllm-miner", "--axon.port", "0")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == f"error: the vllm engine cannot run: {REASON}"
