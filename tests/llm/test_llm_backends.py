@@ -50,6 +50,7 @@ async def test_backend_built_from_flags_talks_to_an_openai_compatible_server(sta
             pass
 
 
+@pytest.mark.slow
 async def test_wandb_logs_each_request_offline(llama_engine, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

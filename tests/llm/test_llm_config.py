@@ -60,3 +60,9 @@ def test_importing_the_llm_layer_loads_nothing_heavy():
             "print(sorted(m for m in ('torch', 'transformers', 'llama_cpp', 'openai', 'vllm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_scripted_engine_is_selectable_for_tests():
+    engine = from_config(parse(["--llm.engine", "scripted"]))
+    assert engine.name == "scripted"
+    assert engine.chat([{"role": "user", "content": "Hello there."}], GenParams(max_tokens=5))
