@@ -6,7 +6,7 @@ It writes from the material in the prompt, so generated tasks are well formed:
   system prompt (the persona's goal), else the last user message itself;
 - asked to *ask* a question, it asks about a name found in the material;
 - asked to role-play (a system prompt saying so), it writes a short opening
-  message built from its goal;
+  message built from its goal ("Hey, I need <goal>: <query>");
 - otherwise it answers with sentences of the material, preferring those that
   share words with a ``#Question:`` when there is one.
 
@@ -69,10 +69,12 @@ def respond(messages: Messages, params: GenParams) -> str:
                     None)
     instruction = user if not parts else user[:_HEADER.search(user).start()]
 
-    goal = re.search(r"\bgoal\b[^:\n]*:\s*(.+)", system)
+    goal = re.search(r"\bgoal\b[^:\n]*?(?:to get (?P<what>[^:\n]+))?:\s*(?P<query>.+)", system)
     if material is None and goal and re.search(r"role-?play|impersonat", system, re.I):
-        text = goal.group(1).strip()
-        return _limit(f"{rng.choice(_OPENERS)} {text}", params.max_tokens)
+        query, what = goal.group("query").strip(), goal.group("what")
+        if not query.endswith("?") and what:
+            query = f"I need {what.strip()}: {query}"
+        return _limit(f"{rng.choice(_OPENERS)} {query}", params.max_tokens)
 
     material = material or user
     sentences = [s.strip() for s in _SENT.findall(material) if len(s.split()) >= 3] or [material.strip()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from ..datasets import Context
 from ..llm.base import Engine, GenParams, LLMError
@@ -60,15 +61,19 @@ class Task:
 
 
 def generate(llm: Engine, rng: random.Random, params: GenParams, *, system: str, user: str,
-             max_tokens: int, what: str, question: bool = False, tries: int = 2) -> str:
-    """One cleaned LLM answer; retried (new seed) when cleaning leaves nothing."""
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+             max_tokens: int, what: str, question: bool = False, tries: int = 2,
+             shots: list[dict] | None = None, accept: Callable[[str], bool] | None = None) -> str:
+    """One cleaned LLM answer; retried (new seed) when cleaning leaves nothing or ``accept`` says no.
+
+    ``shots``: example user/assistant turns placed before the request.
+    """
+    messages = [{"role": "system", "content": system}, *(shots or []), {"role": "user", "content": user}]
     for _ in range(tries):
         p = params.replace(max_tokens=min(params.max_tokens, max_tokens), seed=rng.randrange(2**31))
         try:
             text = clean(llm.chat(messages, p), question=question)
         except LLMError as e:
             raise TaskError(f"LLM failed writing the {what}: {e}") from e
-        if len(re.findall(r"\w+", text)) >= 2:
+        if len(re.findall(r"\w+", text)) >= 2 and (accept is None or accept(text)):
             return text
     raise TaskError(f"LLM gave no usable {what} in {tries} tries")

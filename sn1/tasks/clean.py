@@ -36,11 +36,21 @@ def remove_roles(text: str) -> str:
 
 def strip_quotes(text: str) -> str:
     text = text.strip()
-    while len(text) >= 2 and text[0] in _QUOTES and text[-1] == _QUOTES[text[0]]:
-        inner = text[1:-1].strip()
-        if text[0] in inner or _QUOTES[text[0]] in inner:
+    while text and text[0] in _QUOTES:
+        q, close = text[0], _QUOTES[text[0]]
+        k = min(len(text) - len(text.lstrip(q)), len(text) - len(text.rstrip(close)))   # '"""x"""'
+        if k == 0 or len(text) <= 2 * k:
+            break
+        inner = text[k:-k].strip()
+        if q in inner or close in inner:
             break   # '"a" and "b"': the quotes belong to the text
         text = inner
+    # A lone opening quote (the model was cut off before closing it), or a lone closing one.
+    if text and text[0] in _QUOTES and text.count(text[0]) == 1 and _QUOTES[text[0]] not in text[1:]:
+        text = text[1:].lstrip()
+    closing = {v: k for k, v in _QUOTES.items()}
+    if text and text[-1] in closing and text.count(text[-1]) == 1 and closing[text[-1]] not in text[:-1]:
+        text = text[:-1].rstrip()
     return text
 
 

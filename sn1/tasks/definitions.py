@@ -65,10 +65,19 @@ QA_REFERENCE_USER = ("Answer the question in detail, using the context.\n\n#Cont
                      "#Question:\n{question}")
 
 
+# One worked example: small models otherwise rewrite or summarise the context instead of asking.
+QA_EXAMPLE_CONTEXT = ("The Eiffel Tower is a wrought-iron lattice tower in Paris, France. It is named after "
+                      "the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889.")
+QA_EXAMPLE_QUESTION = "Who is the Eiffel Tower named after?"
+
+
 def make_qa(ctx, llm, rng, params) -> Draft:
     text = truncate_words(ctx.content, CONTEXT_WORDS)
+    example = [{"role": "user", "content": QA_QUERY_USER.format(context=QA_EXAMPLE_CONTEXT)},
+               {"role": "assistant", "content": QA_EXAMPLE_QUESTION}]
     query = generate(llm, rng, params, system=QA_QUERY_SYSTEM, user=QA_QUERY_USER.format(context=text),
-                     max_tokens=64, what="question", question=True)
+                     max_tokens=64, what="question", question=True, shots=example,
+                     accept=lambda q: q.endswith("?"), tries=3)
     reference = generate(llm, rng, params, system=QA_REFERENCE_SYSTEM,
                          user=QA_REFERENCE_USER.format(context=text, question=query),
                          max_tokens=192, what="answer")

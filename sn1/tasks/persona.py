@@ -37,6 +37,21 @@ _BLANKS = {"topic": "", "subtopic": "", "query": ""}
 OPENING_REQUEST = "Write your opening message to the assistant. Reply with that message only."
 
 
+# Small models forget they play the human and answer as the assistant, or narrate the game.
+_ASSISTANT_SPEAK = re.compile(
+    r"\b(?:I am|I'm|as) (?:\w+ )?an? (?:AI|artificial intelligence|(?:\w+ )?assistant|(?:large )?language model"
+    r"|chatbot)\b"
+    r"|\b(?:to|can|could|will|may) (?:\w+ )?(?:help|assist) you\b"
+    r"|\bI(?:'m| am) (?:\w+ ){0,2}to (?:help|assist)\b"
+    r"|\bhow (?:can|may) I (?:help|assist)\b",
+    re.I)
+_NARRATES = re.compile(r"\b(?:role-?play\w*|persona|impersonat\w*|the human (?:user)?)\b", re.I)
+# A challenge asks for something.
+_REQUEST = re.compile(
+    r"\?|\b(?:please|pls|plz|help|can|could|would|tell|explain|need|want|wonder|summar\w*|fix|solve|find|"
+    r"debug|show|give|calculate|compute|check)\b|\b(?:how|what|why|when|who|where|which)\w*", re.I)
+
+
 class ChallengeError(Exception):
     """No acceptable challenge after the allowed tries."""
 
@@ -98,13 +113,6 @@ def rejection(challenge: str, *, reference: str, query: str, instructions: str,
     """
     if len(re.findall(r"\w+", challenge)) < 2:
         return "empty"
-    missing = [k for k in keep if not contains(challenge, k)]
-    if missing:
-        return f"drops {missing[0]!r} from the query"
-    # The query itself may hold the reference (a maths problem mentioning its answer);
-    # only a reference the challenge could not have taken from the query counts.
-    if contains(challenge, reference) and not contains(query, reference):
-        return "contains the reference verbatim"
     grams = _ngrams(challenge)
     if grams:
         echoed = len(grams & _ngrams(instructions)) / len(grams)
@@ -112,6 +120,19 @@ def rejection(challenge: str, *, reference: str, query: str, instructions: str,
             return "echoes the role-play prompt"
     elif contains(instructions, challenge) and not contains(query, challenge):
         return "echoes the role-play prompt"
+    # The query itself may hold the reference (a maths problem mentioning its answer);
+    # only a reference the challenge could not have taken from the query counts.
+    if contains(challenge, reference) and not contains(query, reference):
+        return "contains the reference verbatim"
+    if _ASSISTANT_SPEAK.search(challenge):
+        return "speaks as the assistant"
+    if _NARRATES.search(challenge):
+        return "narrates the role-play"
+    if not _REQUEST.search(challenge):
+        return "asks for nothing"
+    missing = [k for k in keep if not contains(challenge, k)]
+    if missing:
+        return f"drops {missing[0]!r} from the query"
     return None
 
 
