@@ -84,6 +84,7 @@ class Validator:
     state: state_mod.State
     folder: str
     llm: object = None
+    llm_params: object = None          # sampling defaults of the validator's LLM (--llm.*)
     rng: random.Random = field(default_factory=random.Random)
     events: EventLog | None = None
     wandb: WandbLog | None = None
@@ -105,7 +106,8 @@ class Validator:
         for _ in range(MAX_TASK_TRIES):
             name = self.pick_task_name(rng)
             try:
-                return build_task(name, self.llm, rng, live=bool(get(self.config, "neuron.live_data")))
+                return build_task(name, self.llm, rng, live=bool(get(self.config, "neuron.live_data")),
+                                  params=self.llm_params)
             except Exception as e:  # a bad sample or a bad generation: try another
                 log.warning("building task %s failed: %s", name, e)
                 errors.append(f"{name}: {e}")
@@ -283,7 +285,11 @@ async def run(config) -> int:
     log.info("validator uid %d on netuid %d (%s); state in %s", v.uid, v.metagraph.netuid,
              get(config, "subtensor.network"), v.folder)
     log.info("loading the validator's LLM and reward models ...")
+    # The seed's `--neuron.device cuda` also moves the validator's LLM.
+    if get(config, "neuron.device", "cpu") != "cpu" and get(config, "llm.device", "cpu") == "cpu":
+        config.llm.device = config.neuron.device
     v.llm = await asyncio.to_thread(llm_mod.from_config, config)
+    v.llm_params = llm_mod.gen_params(config)
     await asyncio.to_thread(load_relevance_model, get(config, "neuron.relevance_model"),
                             get(config, "neuron.device"))
 
