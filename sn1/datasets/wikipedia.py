@@ -74,7 +74,7 @@ class MediaWiki:
                     if time.monotonic() > deadline:
                         raise SourceError("wikipedia: deadline passed while reading")
         except httpx.HTTPError as e:
-            raise SourceError(f"wikipedia: {type(e).__name__}: {e or 'request failed'}") from None
+            raise SourceError(f"wikipedia: {type(e).__name__}: {str(e) or 'request failed'}") from None
         try:
             data = json.loads(body)
         except ValueError:

@@ -39,13 +39,13 @@ OPENING_REQUEST = "Write your opening message to the assistant. Reply with that 
 
 # Small models forget they play the human and answer as the assistant, or narrate the game.
 _ASSISTANT_SPEAK = re.compile(
-    r"\b(?:I am|I'm|as) (?:\w+ )?an? (?:AI|artificial intelligence|(?:\w+ )?assistant|(?:large )?language model"
+    r"\b(?:I am|I'm|as) (?:\w+ )?an? (?:[\w-]+ ){0,2}(?:AI|artificial intelligence|assistant|language model"
     r"|chatbot)\b"
     r"|\b(?:to|can|could|will|may) (?:\w+ )?(?:help|assist) you\b"
     r"|\bI(?:'m| am) (?:\w+ ){0,2}to (?:help|assist)\b"
     r"|\bhow (?:can|may) I (?:help|assist)\b",
     re.I)
-_NARRATES = re.compile(r"\b(?:role-?play\w*|persona|impersonat\w*|the human (?:user)?)\b", re.I)
+_NARRATES = re.compile(r"\b(?:role-?play\w*|persona|impersonat\w*|the human (?:user)?|in the role of)\b", re.I)
 # A challenge asks for something.
 _REQUEST = re.compile(
     r"\?|\b(?:please|pls|plz|help|can|could|would|tell|explain|need|want|wonder|summar\w*|fix|solve|find|"
