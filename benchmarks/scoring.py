@@ -122,10 +122,48 @@ def timed(repeat: int, fn) -> float:
 def validator_overhead(args) -> list[tuple[str, float, float]]:
     """Validator overhead per step, excluding miners and the LLM: rows (name, s/step, ms/completion).
 
-    Hook for the validator's owner: time a step's own work here (task choice,
-    uid sampling, reward folding, EMA, state save, event write...). Empty = not measured.
+    The step's own work besides scoring, on a 256-uid metagraph with
+    ``--completions`` results: uid sampling, folding rewards into the EMA,
+    conforming weights, saving the state atomically and writing the event.
     """
-    return []
+    import tempfile
+
+    import numpy as np
+
+    from sn1.chain.base import Hyperparams, Metagraph, Neuron
+    from sn1.validator import events, scores, state, uids, weights
+
+    n = args.completions
+    rng = random.Random(args.seed)
+    mg = Metagraph(netuid=1, block=0, neurons=tuple(
+        Neuron(uid=i, hotkey=f"5{i:047d}", coldkey=f"5{i:047d}", endpoint=f"127.0.0.1:{9000 + i}")
+        for i in range(256)))
+    st = state.State(scores=np.zeros(256), hotkeys=mg.hotkeys)
+    pool = " ".join(f"word{i}" for i in range(500)).split()
+    completions = [prose(rng, pool, args.words) for _ in range(n)]
+    chosen = uids.sample_uids(mg, n, rng, self_uid=0)
+    rewards = [rng.random() for _ in chosen]
+    event = {"step": 1, "uids": chosen, "completions": completions,
+             "chunk_times": [[0.01 * k for k in range(args.words // 12 + 1)] for _ in chosen],
+             "rewards": rewards, "status": ["ok"] * len(chosen)}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log = events.EventLog(os.path.join(tmp, "events.jsonl"), 1 << 30)
+        parts = [
+            ("sample uids (256)", lambda: uids.sample_uids(mg, n, rng, self_uid=0)),
+            ("EMA update", lambda: scores.update(st.scores, chosen, rewards, alpha=0.1, decay_alpha=0.001)),
+            ("conform weights", lambda: weights.process_weights(st.scores + 0.1, Hyperparams())),
+            ("save state (fsync)", lambda: state.save(tmp, st)),
+            ("write event", lambda: log.write(event)),
+        ]
+        total = 0.0
+        for name, fn in parts:
+            sec = timed(args.repeat * 5, fn)
+            total += sec
+            rows.append((name, sec, sec / n * 1000))
+        log.close()
+    rows.append(("overhead w/o scoring", total, total / n * 1000))
+    return rows
 
 
 def main() -> None:
