@@ -24,9 +24,23 @@ AUTH_HEADERS = (http_auth.HEADER_VERSION, http_auth.HEADER_HOTKEY, http_auth.HEA
                 http_auth.HEADER_SIGNATURE, http_auth.HEADER_RECEIVER)
 
 
+def hotkey_signer(wallet):
+    """The wallet's loaded hotkey keypair (or ``wallet`` itself if it already is a signer).
+
+    Signing through a ``Wallet`` re-resolves its key on every call (~1 ms);
+    the keypair signs in ~0.04 ms, which matters when a validator signs one
+    request per miner per step.
+    """
+    hotkey = getattr(wallet, "hotkey", None)
+    return hotkey if hotkey is not None and hasattr(hotkey, "sign") else wallet
+
+
 def sign_headers(wallet, body: bytes, receiver_hotkey: str, *, path: str = CHAT_PATH,
                  method: str = "POST") -> dict[str, str]:
-    """The X-Bittensor-* headers for ``body`` sent to the miner ``receiver_hotkey``."""
+    """The X-Bittensor-* headers for ``body`` sent to the miner ``receiver_hotkey``.
+
+    ``wallet``: a bittensor Wallet, or (faster) ``hotkey_signer(wallet)``.
+    """
     return http_auth.sign(wallet, method=method, path=path, body=body, receiver_ss58=receiver_hotkey)
 
 
@@ -57,7 +71,7 @@ class BtAuth(httpx.Auth):
     requires_request_body = True
 
     def __init__(self, wallet, receiver_hotkey: str):
-        self.wallet = wallet
+        self.wallet = hotkey_signer(wallet)
         self.receiver_hotkey = receiver_hotkey
 
     def auth_flow(self, request):

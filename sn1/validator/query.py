@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 import httpx
 
 from ..llm.base import GenParams
-from ..protocol.auth import sign_headers
+from ..protocol.auth import hotkey_signer, sign_headers
 from ..protocol.sse import SSEError, SSEParser
 from ..protocol.wire import CHAT_PATH, ProtocolError, decode_chunk, request_body
 
@@ -92,14 +92,18 @@ class MinerClient:
     def __init__(self, wallet, *, max_connections: int = 1024, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_chunks: int = DEFAULT_MAX_CHUNKS, http: httpx.AsyncClient | None = None):
         self.wallet = wallet
+        self.signer = hotkey_signer(wallet)
         self.max_bytes = max_bytes
         self.max_chunks = max_chunks
         self._own_http = http is None
         # No httpx timeouts: every request runs under its own asyncio deadline instead.
+        # No keep-alive: a validator asks each miner once per step, further apart than a
+        # miner keeps an idle connection open (uvicorn: 5 s), so reuse would buy nothing; and
+        # under load httpcore's pool can expire an idle connection it has just handed to a
+        # request (ReadError), which benchmarks/stream_fanout.py hit at 256 streams.
         self.http = http or httpx.AsyncClient(
             timeout=None, trust_env=False,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections, keepalive_expiry=4.0))
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0))
 
     async def __aenter__(self) -> "MinerClient":
         return self
@@ -129,7 +133,7 @@ class MinerClient:
         now = loop.time
         t0: float | None = None
         got_response = False
-        parts: list[str] = []
+        read = _Read()
         try:
             async with asyncio.timeout_at(now() + timeout) as deadline:
                 async def trace(event: str, info) -> None:
@@ -138,7 +142,7 @@ class MinerClient:
                         t0 = now()
                         deadline.reschedule(t0 + timeout)   # the miner's own clock starts here
 
-                headers = sign_headers(self.wallet, body, neuron.hotkey)
+                headers = sign_headers(self.signer, body, neuron.hotkey)
                 headers.update({"content-type": "application/json", "accept": "text/event-stream",
                                 "accept-encoding": "identity"})
                 request = self.http.build_request("POST", f"http://{neuron.endpoint}{CHAT_PATH}",
@@ -150,11 +154,13 @@ class MinerClient:
                 try:
                     if t0 is None:      # a transport without the trace hook: the best we know
                         t0 = now()
-                    await self._read(response, r, parts, t0, now, on_chunk)
+                    await self._read(response, r, read, t0, now, on_chunk)
                 finally:
                     await response.aclose()
         except TimeoutError:
-            if t0 is None:
+            if read.complete:
+                pass            # [DONE] arrived; only the end of the HTTP body was late
+            elif t0 is None:
                 r.status, r.message = "connect_error", f"request not sent within {timeout:g}s"
             else:
                 r.status = "timeout"
@@ -163,19 +169,23 @@ class MinerClient:
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             r.status, r.message = "connect_error", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         except httpx.TransportError as e:
-            r.status = "protocol_error" if got_response else "connect_error"
-            r.message = f"connection lost: {type(e).__name__}: {e}".rstrip(": ")
+            if not read.complete:
+                r.status = "protocol_error" if got_response else "connect_error"
+                cause = e.__cause__ or e.__context__
+                r.message = f"connection lost: {type(e).__name__}: {e or cause!r}"
         except Exception as e:   # a bug or a hostile peer; contained to this miner
             log.debug("query of uid %s failed", neuron.uid, exc_info=True)
             r.status, r.message = "protocol_error", f"{type(e).__name__}: {e}"
-        r.completion = "".join(parts)
-        if t0 is not None:
+        r.completion = "".join(read.parts)
+        if read.complete:
+            r.process_time = read.end
+        elif t0 is not None:
             r.process_time = min(now() - t0, timeout) if r.status == "timeout" else now() - t0
         if r.chunk_times:
             r.time_to_first_chunk = r.chunk_times[0]
         return r
 
-    async def _read(self, response: httpx.Response, r: MinerResult, parts: list[str], t0: float, now,
+    async def _read(self, response: httpx.Response, r: MinerResult, read: "_Read", t0: float, now,
                     on_chunk) -> None:
         if response.status_code != 200:
             r.status = "http_error"
@@ -187,11 +197,13 @@ class MinerClient:
             return
         max_bytes, max_chunks = self.max_bytes, self.max_chunks
         parser = SSEParser(max_line=min(max_bytes, MAX_EVENT_BYTES))
-        times, tokens = r.chunk_times, r.chunk_tokens
+        parts, times, tokens = read.parts, r.chunk_times, r.chunk_tokens
         n_bytes = 0
-        done = cut = False
+        cut = False
         try:
             async for raw in response.aiter_raw():
+                if read.complete:
+                    break     # bytes after [DONE]: ignore them, drop the connection
                 t = now() - t0
                 n_bytes += len(raw)
                 if n_bytes > max_bytes:
@@ -199,7 +211,10 @@ class MinerClient:
                     n_bytes, cut = max_bytes, True
                 for payload in parser.feed(raw):
                     if payload == b"[DONE]":
-                        done = True
+                        read.complete, read.end = True, t
+                        r.status = "timeout" if r.finish_reason == "timeout" else "ok"
+                        if r.status == "timeout":
+                            r.message = "the miner stopped at the deadline"
                         break
                     content, finish, n = decode_chunk(payload)
                     if finish is not None:
@@ -213,8 +228,10 @@ class MinerClient:
                         if len(times) >= max_chunks:
                             cut = True
                             break
-                if done or cut:
+                if cut:
                     break
+                # After [DONE] keep reading: the end of the HTTP body normally comes in the same
+                # read, and a response read to its end leaves the connection in the pool.
         except SSEError as e:
             cut = True
             r.message = str(e)
@@ -223,16 +240,25 @@ class MinerClient:
             return
         finally:
             r.n_bytes = n_bytes
-        if done:
-            r.status = "timeout" if r.finish_reason == "timeout" else "ok"
-            if r.status == "timeout":
-                r.message = "the miner stopped at the deadline"
-        elif cut:
+        if read.complete:
+            return
+        if cut:
             r.truncated = True
             r.status = "protocol_error"
             r.message = r.message or f"answer cut at {n_bytes} bytes / {len(times)} chunks"
         else:
             r.status, r.message = "protocol_error", "stream ended without data: [DONE]"
+
+
+class _Read:
+    """What one stream delivered so far (kept when a deadline interrupts the read)."""
+
+    __slots__ = ("parts", "complete", "end")
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.complete = False        # [DONE] arrived
+        self.end = 0.0               # when it arrived, seconds after the request was sent
 
 
 def _call(on_chunk, r, content, t) -> None:
