@@ -17,6 +17,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     from .. import llm
 
     llm.add_args(parser)
+    from .. import datasets
+
+    datasets.add_args(parser)    # --neuron.live_data, --data.*
     n = "--neuron."
     flag(parser, n + "device", default="cpu", help="device for the validator's models (cpu, cuda)")
     flag(parser, n + "full_path", default=None,
@@ -39,7 +42,6 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, n + "events_retention_size", type=int, default=2 * 1024**3,
          help="cap in bytes of the local events log")
     flag(parser, n + "relevance_model", default=None, help="sentence-transformers model for relevance")
-    flag(parser, n + "live_data", action="store_true", help="fetch material from the internet")
     flag(parser, n + "query_max_tokens", type=int, default=256, help="max_tokens asked of miners")
     flag(parser, n + "max_steps", type=int, default=0, help="stop after this many steps (0 = run forever)")
     flag(parser, n + "seed", type=int, default=None, help="seed for task and uid choices")

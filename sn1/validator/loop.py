@@ -85,6 +85,7 @@ class Validator:
     folder: str
     llm: object = None
     llm_params: object = None          # sampling defaults of the validator's LLM (--llm.*)
+    datasets: dict | None = None       # material for tasks (--neuron.live_data, --data.*)
     rng: random.Random = field(default_factory=random.Random)
     events: EventLog | None = None
     wandb: WandbLog | None = None
@@ -106,8 +107,8 @@ class Validator:
         for _ in range(MAX_TASK_TRIES):
             name = self.pick_task_name(rng)
             try:
-                return build_task(name, self.llm, rng, live=bool(get(self.config, "neuron.live_data")),
-                                  params=self.llm_params)
+                return build_task(name, self.llm, rng, params=self.llm_params,
+                                  datasets=self.datasets)
             except Exception as e:  # a bad sample or a bad generation: try another
                 log.warning("building task %s failed: %s", name, e)
                 errors.append(f"{name}: {e}")
@@ -290,6 +291,9 @@ async def run(config) -> int:
         config.llm.device = config.neuron.device
     v.llm = await asyncio.to_thread(llm_mod.from_config, config)
     v.llm_params = llm_mod.gen_params(config)
+    from ..datasets import from_config as datasets_from_config
+
+    v.datasets = datasets_from_config(config)
     await asyncio.to_thread(load_relevance_model, get(config, "neuron.relevance_model"),
                             get(config, "neuron.device"))
 
