@@ -151,7 +151,7 @@ def main() -> int:
             spec = os.path.join(tmp, f"worker{w}.json")
             json.dump({"tokens": args.tokens, "validator": val.ss58_address,
                        "miners": [keys[i] for i in share], "ready": spec + ".ports"}, open(spec, "w"))
-            procs.append(subprocess.Popen([sys.executable, os.environ.get("SN1_BENCH_WORKER", __file__), *([] if os.environ.get("SN1_BENCH_WORKER") else ["--worker"]), spec]))
+            procs.append(subprocess.Popen([sys.executable, __file__, "--worker", spec]))
             shares.append((share, spec + ".ports"))
         ports = [0] * m_max
         deadline = time.monotonic() + 120
