@@ -190,7 +190,7 @@ async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.soc
     from .server import MetagraphView, MinerSettings, build_app
 
     view = MetagraphView(chain, interval=get(config, "neuron.metagraph_refresh"),
-                         min_refresh=min(5.0, get(config, "neuron.metagraph_refresh")))
+                         min_refresh=min(5.0, get(config, "neuron.metagraph_refresh")), own_hotkey=hotkey)
     view.set(metagraph)
     app = build_app(backend, hotkey, view, MinerSettings.from_config(config))
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",

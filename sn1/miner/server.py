@@ -84,8 +84,9 @@ class MetagraphView:
     """
 
     def __init__(self, chain, interval: float = 60.0, min_refresh: float = 5.0,
-                 chain_timeout: float = 30.0):
+                 chain_timeout: float = 30.0, own_hotkey: str | None = None):
         self.chain = chain
+        self.own_hotkey = own_hotkey
         self.interval = interval
         self.min_refresh = min_refresh
         self.chain_timeout = chain_timeout
@@ -110,6 +111,9 @@ class MetagraphView:
                 await self.refresh()
             except Exception as e:   # keep serving with the last view
                 log.warning("metagraph refresh failed, keeping the last one: %s", e)
+                continue
+            if self.own_hotkey and self.own_hotkey not in self.by_hotkey:
+                log.error("this miner's hotkey %s is no longer registered on the subnet", self.own_hotkey)
 
     async def lookup(self, hotkey: str):
         neuron = self.by_hotkey.get(hotkey)

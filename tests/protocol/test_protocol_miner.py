@@ -272,6 +272,31 @@ async def test_timeout_header_stops_the_miner(net):
     assert json.loads(lines[-2][6:])["choices"][0]["finish_reason"] == "timeout"
 
 
+async def test_non_streaming_timeout_returns_partial_text(net):
+    resp = await post(net, "mock", "high", body(max_tokens=5000, stream=False, timeout=0.4))
+    out = resp.json()
+    assert resp.status_code == 200 and out["choices"][0]["finish_reason"] == "timeout"
+    text = out["choices"][0]["message"]["content"]
+    assert text and ("".join(words(MOCK_TEXT)) * 10).startswith(text)
+
+
+async def test_503_when_no_slot_frees_before_the_deadline(net):
+    mock = target(net, "mock")
+    started = asyncio.Event()
+    async with MinerClient(net.wallets["high"]) as c:
+        blocker = asyncio.create_task(c.query([mock], MSG, GenParams(max_tokens=5000), timeout=10,
+                                              on_chunk=lambda *a: started.set()))
+        await asyncio.wait_for(started.wait(), 5)
+        t0 = time.monotonic()
+        resp = await post(net, "mock", "low", body(max_tokens=3, timeout=0.3))
+        waited = time.monotonic() - t0
+        blocker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await blocker
+    assert resp.status_code == 503 and "no generation slot" in resp.json()["error"]["message"]
+    assert resp.headers["retry-after"] == "1" and 0.25 < waited < 3
+
+
 async def test_disconnect_closes_generator_and_frees_slot(net):
     mock = net.miners["mock"]
     closed_before = mock.log_text().count("mock generator closed early")
