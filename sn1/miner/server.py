@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from ..llm.base import DEFAULT_SYSTEM_PROMPT, GenParams
 from ..protocol.auth import AuthError, has_auth_headers, verify_headers
+from ..protocol.request import RequestError, parse_request, parse_timeout_header
 from ..protocol.wire import (CHAT_PATH, DONE, HEALTH_PATH, TIMEOUT_HEADER, ChunkEncoder,
                              encode_completion, encode_error)
 from .priority import PriorityGate, QueueFull
@@ -249,8 +250,6 @@ class ChatEndpoint:
 
     # ---- the request ----------------------------------------------------------------------
     async def __call__(self, scope, receive, send) -> None:
-        from ..protocol.request import RequestError, parse_request, parse_timeout_header
-
         t_arrival = time.monotonic()
         s = self.settings
         headers = Headers(scope=scope)

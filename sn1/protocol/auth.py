@@ -18,10 +18,6 @@ from bittensor import http_auth
 from .wire import CHAT_PATH
 
 AuthError = http_auth.AuthError
-HEADER_HOTKEY = http_auth.HEADER_HOTKEY
-HEADER_SIGNATURE = http_auth.HEADER_SIGNATURE
-AUTH_HEADERS = (http_auth.HEADER_VERSION, http_auth.HEADER_HOTKEY, http_auth.HEADER_NONCE,
-                http_auth.HEADER_SIGNATURE, http_auth.HEADER_RECEIVER)
 
 
 def hotkey_signer(wallet):

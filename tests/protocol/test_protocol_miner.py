@@ -13,7 +13,6 @@ import contextlib
 import json
 import re
 import time
-from types import SimpleNamespace
 
 import httpx
 import pytest
