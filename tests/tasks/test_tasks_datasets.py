@@ -176,3 +176,17 @@ def test_retry_cap_then_a_clear_error():
     with pytest.raises(DatasetError, match="never: no valid sample after 4 tries"):
         ds.sample(random.Random(0))
     assert ds.draws == 4
+
+
+def test_maths_problems_never_give_their_answer_away():
+    """Echoing a problem must not earn the float_diff reward of its answer."""
+    import random
+
+    from sn1.datasets.maths import MathProblems
+    from sn1.rewards.numeric import float_diff
+
+    ds = MathProblems()
+    rng = random.Random(3)
+    for _ in range(150):
+        ctx = ds.sample(rng)
+        assert float_diff(ctx.extra["solution"], ctx.content) < 0.999, ctx.content
