@@ -11,6 +11,10 @@ Every failure becomes one LLMError line: rejected key (401), rate limit
 stalls longer than ``timeout`` seconds between bytes, malformed chunks. No
 retries: a miner answering within a validator's 10 s window has no time for
 back-off, and the caller decides what to do.
+
+Cancelling a stream (``cancel`` set) hangs up the HTTP connection at once, even
+while a read is blocked on a stalled upstream, so the remote side stops
+generating and the worker thread ends.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 from typing import Iterator
 
@@ -27,6 +32,7 @@ from .base import GenParams, LLMError, Messages
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gpt-3.5-turbo-1106"
+_CANCEL_POLL_S = 0.05     # how soon a cancel reaches a stream stalled in a read
 
 
 def load_api_key(env_var: str = "OPENAI_API_KEY") -> str | None:
@@ -103,6 +109,11 @@ class OpenAIEngine:
             response = self._request(messages, params, stream=True)
         except Exception as e:  # noqa: BLE001 - mapped to one line
             raise self._error(e) from e
+        # The loop below sees `cancel` only between chunks; a stalled upstream would keep this
+        # thread (and the remote generation) going until the read timeout. A watcher hangs up.
+        done = threading.Event()
+        threading.Thread(target=_hang_up_on_cancel, args=(response.response, cancel, done), daemon=True,
+                         name="sn1-openai-cancel").start()
         try:
             for chunk in response:
                 if cancel.is_set():
@@ -119,12 +130,36 @@ class OpenAIEngine:
         except LLMError:
             raise
         except Exception as e:  # noqa: BLE001
+            if cancel.is_set():
+                return          # the watcher's hang-up broke the read: a cancelled stream ends quietly
             raise self._error(e) from e
         finally:
+            done.set()
             response.close()    # drops the connection: the server stops generating for us
 
     def chat(self, messages: Messages, params: GenParams) -> str:
         return "".join(self.stream(messages, params))
+
+
+def _hang_up_on_cancel(http_response, cancel: threading.Event, done: threading.Event) -> None:
+    """Once ``cancel`` is set (before ``done``), drop the connection under a blocked read."""
+    while not cancel.wait(_CANCEL_POLL_S):
+        if done.is_set():
+            return
+    if done.is_set():
+        return
+    stream = http_response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    try:
+        if sock is not None and http_response.http_version == "HTTP/1.1":
+            # shutdown, not close: it wakes the thread blocked in recv() and sends FIN to the server.
+            # (socket.socket's own method, so a TLS socket keeps its state for the reader's cleanup.)
+            # An HTTP/1.1 connection carries only this response, so no other request is hit.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        else:
+            http_response.close()
+    except Exception as e:  # noqa: BLE001 - already closed by the reader: nothing left to do
+        log.debug("openai: hang-up after cancel: %s", e)
 
 
 def _quiet_http_logs() -> None:

@@ -89,10 +89,11 @@ class StandIn:
                 "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
                                              "finish_reason": "stop"}]})
         self.sent[model] = 0
-        self.disconnected.clear()
-        return StreamingResponse(self._events(model), media_type="text/event-stream")
+        # A fresh event per stream: an earlier stream hanging up late must not set this one's.
+        self.disconnected = gone = threading.Event()
+        return StreamingResponse(self._events(model, gone), media_type="text/event-stream")
 
-    async def _events(self, model):
+    async def _events(self, model, gone):
         try:
             if model == "slow":
                 words = [f"w{i} " for i in range(2000)]
@@ -114,8 +115,8 @@ class StandIn:
             yield _chunk("", finish="stop")
             yield "data: [DONE]\n\n"
         except asyncio.CancelledError:
-            self.disconnected.set()
+            gone.set()
             raise
         finally:
             if model in ("slow", "stall"):
-                self.disconnected.set()
+                gone.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -65,6 +66,38 @@ def test_stalled_stream_ends_after_the_read_timeout(standin):
             got.append(piece)
     assert got == ["Paris "]
     assert time.monotonic() - t0 < 10
+
+
+def test_cancel_during_a_stall_hangs_up_at_once(standin):
+    """A stalled upstream must not hold the worker thread (and the remote generation) until the
+    30 s read timeout: setting cancel drops the connection now and the stream ends quietly."""
+    e = engine(standin, "stall", timeout=30.0)
+    cancel = threading.Event()
+    got, errors = [], []
+
+    def run():
+        try:
+            for piece in e.stream(MSGS, PARAMS, cancel):
+                got.append(piece)
+        except Exception as exc:  # noqa: BLE001 - checked below
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got == ["Paris "]
+    gone = standin.disconnected
+    time.sleep(0.3)                            # the worker now waits in a read that will not return
+    assert worker.is_alive() and not gone.is_set()
+    t0 = time.monotonic()
+    cancel.set()
+    assert gone.wait(5), "the stand-in never saw the disconnect"
+    worker.join(5)
+    assert not worker.is_alive(), "the worker thread is still blocked in the read"
+    assert time.monotonic() - t0 < 5           # far under the 30 s read timeout
+    assert errors == [] and got == ["Paris "]   # a cancelled stream ends without an error
 
 
 def test_unreachable_server_is_a_clear_error():
