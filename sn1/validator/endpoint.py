@@ -1,13 +1,15 @@
 """The validator's own endpoint: a small health page, published on chain.
 
 Miners and operators can check that a validator is alive; it serves no
-work, so it needs no authentication.
+work, so it needs no authentication. The socket is bound before anything
+slow happens, so a taken port is a one-line error at start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import uvicorn
 from starlette.applications import Starlette
@@ -16,6 +18,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..config import get
+from ..miner.cli import bind_socket, published_ip
 
 log = logging.getLogger("sn1.validator")
 
@@ -30,15 +33,20 @@ def build_app(v) -> Starlette:
     return Starlette(routes=[Route("/health", health)])
 
 
-async def serve_endpoint(config, v) -> asyncio.Task:
-    port = get(config, "axon.port")
-    server = uvicorn.Server(uvicorn.Config(build_app(v), host=get(config, "axon.ip"), port=port,
-                                           log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    ip = get(config, "axon.external_ip") or "127.0.0.1"
+def bind(config) -> socket.socket:
+    """Bind --axon.ip/--axon.port now (UsageError if taken)."""
+    return bind_socket(get(config, "axon.ip"), get(config, "axon.port"))
+
+
+async def serve_endpoint(config, v, sock: socket.socket) -> asyncio.Task:
+    server = uvicorn.Server(uvicorn.Config(build_app(v), log_config=None, access_log=False,
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    ip = published_ip(config)
+    port = get(config, "axon.external_port") or sock.getsockname()[1]
     try:
-        await asyncio.to_thread(v.chain.serve, v.wallet, ip,
-                                get(config, "axon.external_port") or port)
-    except Exception as e:
+        await asyncio.to_thread(v.chain.serve, v.wallet, ip, port)
+        log.info("serving /health on port %d, published %s:%d", sock.getsockname()[1], ip, port)
+    except Exception as e:   # not fatal: the endpoint is informational
         log.warning("could not publish the validator endpoint on chain: %s", e)
     return task

@@ -221,7 +221,7 @@ class Validator:
             await asyncio.wait_for(
                 asyncio.to_thread(self.chain.set_weights, self.wallet, uids, weights, __spec_version__),
                 timeout=120)
-        except (ChainError, OSError, asyncio.TimeoutError) as e:
+        except Exception as e:   # a flaky chain or SDK: retry later, never stop the loop
             delay = self.weights_backoff.failed()
             log.warning("set_weights failed (%d in a row), retrying in %.0fs: %s",
                         self.weights_backoff.failures, delay, e or type(e).__name__)
@@ -234,14 +234,23 @@ class Validator:
     def save(self) -> None:
         state_mod.save(self.folder, self.state)
 
+    def record(self, event: dict) -> None:
+        """Blocking: the local events log, then wandb (which may start a new run)."""
+        self.events.write(event)
+        self.wandb.log(event)
+
 
 async def setup(config) -> Validator:
     tasks, task_p = get(config, "neuron.tasks"), get(config, "neuron.task_p")
     check_task_probabilities(tasks, task_p)
     # Tasks with p=0 are not loaded.
-    chain = connect(config)
     wallet = load_wallet(config)
-    mg = await asyncio.to_thread(chain.metagraph)
+    chain = connect(config)
+    try:
+        mg = await asyncio.to_thread(chain.metagraph)
+    except (ChainError, OSError) as e:
+        raise UsageError(f"cannot read the metagraph of netuid {get(config, 'netuid')} on "
+                         f"{get(config, 'subtensor.network')}: {e}") from None
     uid = mg.uid_of(wallet.hotkey.ss58_address)
     if uid is None:
         raise UsageError(f"hotkey {get(config, 'wallet.name')}/{get(config, 'wallet.hotkey')} "
@@ -283,6 +292,11 @@ async def run(config) -> int:
     from ..validator.query import MinerClient
 
     v = await setup(config)
+    sock = None
+    if not get(config, "neuron.axon_off"):
+        from .endpoint import bind
+
+        sock = bind(config)
     log.info("validator uid %d on netuid %d (%s); state in %s", v.uid, v.metagraph.netuid,
              get(config, "subtensor.network"), v.folder)
     log.info("loading the validator's LLM and reward models ...")
@@ -305,10 +319,10 @@ async def run(config) -> int:
             pass
 
     server_task = None
-    if not get(config, "neuron.axon_off"):
+    if sock is not None:
         from .endpoint import serve_endpoint
 
-        server_task = await serve_endpoint(config, v)
+        server_task = await serve_endpoint(config, v, sock)
 
     max_steps = get(config, "neuron.max_steps") or 0
     concurrency = max(1, get(config, "neuron.num_concurrent_forwards"))
@@ -323,16 +337,15 @@ async def run(config) -> int:
                     log.error("step failed: %s: %s", type(out).__name__, out)
                 elif out is not None:
                     log.info(_summary(out))
-                    v.events.write(out)
-                    v.wandb.log(out)
+                    await asyncio.to_thread(v.record, out)
             try:
                 interval = get(config, "neuron.sync_interval") or 0
                 if time.monotonic() - v.last_sync >= interval:
                     await v.resync()
-                await v.maybe_set_weights()
-            except ChainError as e:
-                log.warning("chain sync failed, keeping the last metagraph: %s", e)
-            v.save()
+            except Exception as e:   # keep going on the last metagraph
+                log.warning("metagraph sync failed, keeping the last one: %s", e)
+            await v.maybe_set_weights()
+            await asyncio.to_thread(v.save)
             if all(isinstance(o, BaseException) for o in outcomes):
                 await asyncio.sleep(1.0)   # don't spin on a persistent failure
     v.save()

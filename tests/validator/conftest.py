@@ -34,9 +34,11 @@ class Subnet:
 
 
 @pytest.fixture
-def subnet(tmp_path, make_wallet, wallet_path):
+def subnet(request, tmp_path, make_wallet, wallet_path):
+    """Parametrize indirectly with a dict of sandbox hyperparameters to change them."""
     sandbox = str(tmp_path / "sandbox")
-    chain = SandboxChain.init(sandbox, 1, tempo=20, block_time=0.05, weights_rate_limit=1)
+    params = {"weights_rate_limit": 1, **getattr(request, "param", {})}
+    chain = SandboxChain.init(sandbox, 1, tempo=20, block_time=0.05, **params)
     vuid = chain.register(make_wallet("val"), stake=1000)
     net = Subnet(chain=chain, sandbox=sandbox, wallets=str(wallet_path), validator_uid=vuid)
     for name, args in (("echo", ["--backend", "echo"]),

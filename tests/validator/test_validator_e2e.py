@@ -1,6 +1,8 @@
 """The whole validator process against a sandbox subnet of real test miners."""
 
 import json
+
+import pytest
 import os
 import random
 import signal
@@ -82,3 +84,33 @@ def test_validator_killed_at_random_moments_resumes(subnet, tmp_path):
     steps = [e["step"] for e in events]
     assert steps == sorted(steps) and steps[-1] >= last - 1
     json.dumps(events)
+
+
+@pytest.mark.parametrize("subnet", [{"weights_rate_limit": 10**6}], indirect=True)
+def test_weights_refused_again_and_again_do_not_stop_the_loop(subnet, tmp_path):
+    # The chain accepts the first set_weights, then refuses every later one (rate limit).
+    full = tmp_path / "v"
+    proc = subprocess.run(
+        subnet.validator_cmd("--neuron.full_path", str(full), "--neuron.max_steps", "4",
+                             "--neuron.epoch_length", "1", "--neuron.weights_retry_base", "0",
+                             "--wandb.off"),
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert [e["step"] for e in read_events(str(full / "events.jsonl"))] == [1, 2, 3, 4]
+    assert out.count("sn1.validator: set weights at block") == 1, out
+    assert "set_weights failed (3 in a row)" in out
+
+
+def test_unreachable_chain_and_unregistered_hotkey_are_one_line_errors(subnet, tmp_path, make_wallet):
+    make_wallet("stranger")
+    cmd = subnet.validator_cmd("--neuron.full_path", str(tmp_path / "v"))
+    stranger = [a if a != "val" else "stranger" for a in cmd]
+    proc = subprocess.run(stranger, cwd=ROOT, capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: hotkey stranger/default is not registered")
+    assert "Traceback" not in proc.stderr
+    nowhere = cmd + ["--netuid", "7"]
+    proc = subprocess.run(nowhere, cwd=ROOT, capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "netuid 7" in proc.stderr.strip().splitlines()[-1]
