@@ -126,18 +126,21 @@ def run(args) -> int:
     kinds: dict[int, str] = {}
     procs = Procs(logs)
     try:
-        ports = []
+        started = []
         for name, kind, extra in MINERS:
             w = make_wallet(wallets, name, "default")
             uid = chain.register(w, stake=0.0)
             kinds[uid] = kind
             port = _free_port()
-            ports.append((name, port))
-            procs.start(f"miner-{name}", ["miner", *extra, *common, "--wallet.name", name,
-                                          "--wallet.hotkey", "default", "--axon.port", str(port)])
+            proc = procs.start(f"miner-{name}", ["miner", *extra, *common, "--wallet.name", name,
+                                                 "--wallet.hotkey", "default", "--axon.port", str(port)])
+            started.append((name, port, proc))
             say(f"miner uid {uid}: {kind} on 127.0.0.1:{port}")
-        for name, port in ports:
-            wait_for_port(port, timeout=120)
+        for name, port, proc in started:
+            try:
+                wait_for_port(port, timeout=120, proc=proc)
+            except AssertionError:
+                raise UsageError(f"miner {name} did not start; see {os.path.join(logs, f'miner-{name}.log')}")
         say("all miners are listening; starting the validator (loads the embedded LLM and MiniLM)")
 
         def relay(line: str) -> None:
@@ -163,19 +166,18 @@ def run(args) -> int:
         procs.stop()
 
     events_path = os.path.join(full_path, "events.jsonl")
-    print_leaderboard(chain, kinds, events_path, os.path.join(full_path, "state.json"))
+    print_leaderboard(chain, v_uid, kinds, events_path, os.path.join(full_path, "state.json"))
     say(f"events log: {events_path}")
     say(f"process logs: {logs}")
     say(f"done in {time.monotonic() - t0:.0f}s")
     return 0
 
 
-def leaderboard_rows(chain, kinds: dict[int, str], events_path: str, state_path: str):
-    """Rows of (uid, kind, {task: mean reward}, score, weight, incentive) and the task names."""
+def leaderboard_rows(chain, validator_uid: int, kinds: dict[int, str], events_path: str, state_path: str):
+    """Rows of (uid, kind, {task: mean reward}, score, weight on chain, incentive) and the task names."""
     import numpy as np
 
     from .validator.events import read_events
-    from .validator.weights import process_weights
 
     per: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     tasks: list[str] = []
@@ -186,8 +188,7 @@ def leaderboard_rows(chain, kinds: dict[int, str], events_path: str, state_path:
             per[uid][ev["task"]].append(r or 0.0)
     with open(state_path) as f:
         scores = np.asarray(json.load(f)["scores"])
-    uids_w, w = process_weights(scores, chain.hyperparams())
-    weight = dict(zip(uids_w, w))
+    weight = chain.weights().get(validator_uid, {})     # what the chain holds, not a recomputation
     mg = chain.metagraph()
     rows = []
     for uid, kind in kinds.items():
@@ -198,8 +199,8 @@ def leaderboard_rows(chain, kinds: dict[int, str], events_path: str, state_path:
     return rows, tasks
 
 
-def print_leaderboard(chain, kinds, events_path, state_path) -> None:
-    rows, tasks = leaderboard_rows(chain, kinds, events_path, state_path)
+def print_leaderboard(chain, validator_uid, kinds, events_path, state_path) -> None:
+    rows, tasks = leaderboard_rows(chain, validator_uid, kinds, events_path, state_path)
     print()
     print("Leaderboard")
     head = f"{'uid':>3}  {'miner':<32}" + "".join(f"{t[:12]:>13}" for t in tasks) + \

@@ -1,0 +1,39 @@
+"""`sn1 demo` (what `make demo` runs): a whole subnet, then the leaderboard."""
+
+import os
+import re
+
+from sn1.testing import run_sn1
+from sn1.validator.events import read_events
+
+
+def test_demo_runs_a_subnet_and_prints_the_leaderboard(tmp_path):
+    path = tmp_path / "demo"
+    proc = run_sn1("demo", "--path", path, timeout=900, env={"DEMO_STEPS": "3"})
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "step 1 " in out and "step 3 " in out                       # progress while it runs
+    board = out[out.index("Leaderboard"):].splitlines()
+    rows = [line for line in board[3:] if re.match(r"\s*\d+\s", line)]
+    kinds = " ".join(rows)
+    for kind in ("llama.cpp SmolLM2, t=0.2", "llama.cpp SmolLM2, t=0.9", "echo", "phrase"):
+        assert kind in kinds
+    assert len(rows) == 4
+    # score, weight, incentive are the last three columns; weights came from the chain.
+    weights = [float(r.split()[-2]) for r in rows]
+    incentives = [float(r.split()[-1]) for r in rows]
+    assert abs(sum(weights) - 1.0) < 0.01 and abs(sum(incentives) - 1.0) < 0.01
+    events = read_events(str(path / "validator" / "events.jsonl"))
+    assert [e["step"] for e in events] == [1, 2, 3]
+    assert str(path / "validator" / "events.jsonl") in out
+
+
+def test_demo_never_wipes_a_folder_it_did_not_make(tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    proc = run_sn1("demo", "--path", precious, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "was not made by `sn1 demo`" in proc.stderr
+    assert (precious / "keep.txt").read_text() == "mine"
+    assert os.listdir(precious) == ["keep.txt"]
