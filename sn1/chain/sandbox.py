@@ -434,6 +434,13 @@ class SandboxChain:
                 out.setdefault(uid, {})[dest] = w
         return out
 
+    def version_keys(self) -> dict[int, int]:
+        """The ``version_key`` each uid last passed to ``set_weights``: {uid: version_key},
+        only uids that have set weights."""
+        with self._tx(write=False) as conn:
+            return dict(conn.execute("SELECT uid, version_key FROM neurons WHERE netuid=? AND "
+                                     "weights_set_at IS NOT NULL ORDER BY uid", (self.netuid,)).fetchall())
+
     def ledger(self) -> dict:
         """Stake book-keeping: staked + emitted - removed equals the stake held."""
         with self._tx(write=False) as conn:

@@ -94,8 +94,8 @@ def epoch(stake, weights, permits, bonds_prev=None, *, kappa: float = KAPPA,
     np.fill_diagonal(W, 0.0)                     # no self-weight
     W = row_normalize(np.clip(W, 0.0, None))
     # Active validators: permitted and voting. (Subtensor uses an activity cutoff; here a
-    # permit holder that never set weights, e.g. a miner whose emission made it a top-K
-    # stake holder, must not dilute consensus.)
+    # permit holder that never set weights, e.g. a miner in a subnet of at most K uids,
+    # where every uid holds a permit, must not dilute consensus.)
     active = permits & (W.sum(axis=1) > EPS)
     S = normalize(np.where(active, stake, 0.0))
 
@@ -121,13 +121,14 @@ def epoch(stake, weights, permits, bonds_prev=None, *, kappa: float = KAPPA,
 
 
 def top_k_permits(stake, k: int) -> np.ndarray:
-    """Permits for the top-k stake holders (stake > 0; ties go to the lower uid)."""
+    """Permits for the top-k uids by stake, zero stake included (ties go to the lower uid).
+
+    As on chain: while the subnet has at most k neurons, every uid holds a permit.
+    """
     stake = np.asarray(stake, dtype=np.float64)
     order = sorted(range(len(stake)), key=lambda i: (-stake[i], i))
     permits = np.zeros(len(stake), dtype=bool)
-    for i in order[:max(k, 0)]:
-        if stake[i] > 0:
-            permits[i] = True
+    permits[order[:max(k, 0)]] = True
     return permits
 
 

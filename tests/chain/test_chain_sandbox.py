@@ -98,6 +98,31 @@ def test_permits_go_to_top_k_stake(sandbox_path, clock, wallets):
         chain.set_weights(ws[3], [2], [1.0])
 
 
+def test_up_to_k_neurons_all_hold_permits_zero_stake_included(sandbox_path, clock, wallets):
+    """As on chain: while the subnet has at most max_validators neurons, every uid holds a permit."""
+    chain = init(sandbox_path, clock, max_validators=3, tempo=10, emission_per_block=1.0)
+    v, z, m, late = wallets(4)
+    chain.register(v, stake=10)
+    chain.register(z)
+    chain.register(m)
+    assert [n.validator_permit for n in chain.metagraph().neurons] == [True, True, True]
+    # a zero-stake permit holder may set weights, as on chain...
+    chain.set_weights(z, [0, 2], [0, 1])
+    chain.set_weights(v, [1, 2], [0, 1])
+    # ...past K, the zero-stake ties go to the lower uids: the newcomer has none
+    chain.register(late)
+    assert [n.validator_permit for n in chain.metagraph().neurons] == [True, True, True, False]
+    with pytest.raises(ChainError, match="uid 3 has no validator permit"):
+        chain.set_weights(late, [2], [1.0])
+    chain.set_weights(z, [3], [1.0])               # uid 1 now votes for uid 3 alone
+    clock.blocks(10)
+    n = chain.metagraph().neurons
+    # uid 1's vote carries no stake: consensus and pay follow uid 0 alone (10 TAO: 5 + 5)
+    assert [x.consensus for x in n] == pytest.approx([0, 0, 1, 0])
+    assert [x.emission for x in n] == pytest.approx([5, 0, 5, 0])
+    assert chain.weights() == {0: {2: pytest.approx(1.0)}, 1: {3: pytest.approx(1.0)}}
+
+
 def test_replacement_after_immunity(sandbox_path, clock, wallets):
     chain = init(sandbox_path, clock, max_uids=3, immunity_period=5, tempo=100)
     ws = wallets(5)
@@ -170,6 +195,27 @@ def test_weight_limits(sandbox_path, clock, wallets):
     stranger = wallets(5)[4]
     with pytest.raises(ChainError, match="not registered"):
         chain.set_weights(stranger, [1, 2], [1, 1])
+
+
+def test_set_weights_stores_the_version_key(sandbox_path, clock, wallets):
+    chain = init(sandbox_path, clock, weights_rate_limit=2)
+    v0, v1, m = wallets(3)
+    chain.register(v0, stake=10)
+    chain.register(v1, stake=5)
+    chain.register(m)
+    assert chain.version_keys() == {}                  # nobody has set weights yet
+    chain.set_weights(v0, [2], [1.0], version_key=2_001_003)
+    chain.set_weights(v1, [2], [1.0])                  # the default key is 0
+    assert chain.version_keys() == {0: 2_001_003, 1: 0}
+    # a refused set_weights (rate limit) leaves the stored key alone
+    with pytest.raises(ChainError, match="rate limit"):
+        chain.set_weights(v0, [2], [1.0], version_key=7)
+    assert chain.version_keys()[0] == 2_001_003
+    clock.blocks(2)
+    chain.set_weights(v0, [2], [1.0], version_key=2_001_004)
+    # another process reading the same state sees the latest key
+    assert SandboxChain(sandbox_path, 1, clock=clock).version_keys() == {0: 2_001_004, 1: 0}
+    assert chain.weights() == {0: {2: 1.0}, 1: {2: 1.0}}     # weights() keeps its shape
 
 
 def test_serve(sandbox_path, clock, wallets):

@@ -104,8 +104,23 @@ def test_weighted_median_col():
 def test_top_k_permits():
     # top 3 of stakes 5, 9, 0, 5, 7: uids 1 (9), 4 (7) and 0 (5; the tie with uid 3 goes to the lower uid)
     np.testing.assert_array_equal(yuma.top_k_permits([5, 9, 0, 5, 7], 3), [True, True, False, False, True])
-    # zero stake never holds a permit, even when K is large
-    np.testing.assert_array_equal(yuma.top_k_permits([1, 0, 2], 64), [True, False, True])
+    # as on chain: up to K neurons, every uid holds a permit, zero stake included
+    np.testing.assert_array_equal(yuma.top_k_permits([1, 0, 2], 64), [True, True, True])
+    # past K, zero-stake ties go to the lower uids
+    np.testing.assert_array_equal(yuma.top_k_permits([0, 0, 3, 0], 3), [True, True, True, False])
+    np.testing.assert_array_equal(yuma.top_k_permits([], 3), [])
+
+
+def test_zero_stake_permit_holder_does_not_sway_consensus():
+    # uid 1 holds a permit with zero stake (small subnet) and votes against V0 (stake 10):
+    # its weights carry no stake, so consensus, incentive and dividends follow V0 alone.
+    stake = [10, 0, 0, 0]
+    w = W(4, {0: {2: 1}, 1: {3: 1}})
+    r = yuma.epoch(stake, w, yuma.top_k_permits(stake, 64), emission_total=2)
+    np.testing.assert_allclose(r.consensus, [0, 0, 1, 0])
+    np.testing.assert_allclose(r.incentive, [0, 0, 1, 0])
+    np.testing.assert_allclose(r.dividends, [1, 0, 0, 0])
+    np.testing.assert_allclose(r.emission, [1, 0, 1, 0])
 
 
 def test_normalize_max_weight():
