@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from . import __version__
+from .config import OneLineErrorParser
 from .errors import UsageError
 
 COMMANDS = [
@@ -25,7 +26,9 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sn1", description=__doc__.splitlines()[0])
+    # One-line errors, also for sub-commands: their sub-parsers inherit the class, and
+    # unknown flags of a sub-command are reported by this top-level parser.
+    parser = OneLineErrorParser(prog="sn1", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sn1 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _name, module in COMMANDS:

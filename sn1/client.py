@@ -14,7 +14,8 @@ import asyncio
 import json
 import sys
 
-from .config import DEFAULT_SANDBOX_PATH, DEFAULT_WALLET_PATH, add_logging_args, nest, setup_logging
+from .config import (DEFAULT_SANDBOX_PATH, DEFAULT_WALLET_PATH, OneLineErrorParser, add_logging_args, nest,
+                     one_line_errors, setup_logging)
 from .errors import UsageError
 
 
@@ -44,13 +45,14 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("client", help="query miners and print their streams",
                               description=__doc__.splitlines()[0])
+    one_line_errors(p)
     _add_args(p)
     p.set_defaults(func=lambda args: run(nest(args)))
     return p
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p = OneLineErrorParser(prog=prog, description=__doc__.splitlines()[0])
     _add_args(p)
     return p
 

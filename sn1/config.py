@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from types import SimpleNamespace
 from typing import Any, Sequence
 
@@ -22,6 +23,26 @@ def flag(parser: argparse.ArgumentParser, name: str, **kw: Any) -> None:
     if any(name in a.option_strings for a in parser._actions):
         return
     parser.add_argument(name, dest=name.lstrip("-"), **kw)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes print one line, ``error: PROG: MESSAGE``, and exit 2
+    (like every other bad input) instead of the whole usage; ``--help`` still prints full help.
+    Sub-parsers made through its ``add_subparsers()`` are of this class too."""
+
+    def error(self, message: str):
+        one_line_error(self, message)
+
+
+def one_line_error(parser: argparse.ArgumentParser, message: str):
+    print(f"error: {parser.prog}: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The same for a parser made elsewhere (``subparsers.add_parser(...)`` of a plain parser)."""
+    parser.error = lambda message: one_line_error(parser, message)   # type: ignore[method-assign]
+    return parser
 
 
 def add_wallet_args(parser: argparse.ArgumentParser) -> None:

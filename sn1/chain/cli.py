@@ -10,16 +10,9 @@ import json
 import math
 import sys
 
-from ..config import DEFAULT_SANDBOX_PATH, add_logging_args, add_wallet_args, expand, flag, nest, setup_logging
+from ..config import (DEFAULT_SANDBOX_PATH, add_logging_args, add_wallet_args, expand, flag, nest,
+                      one_line_errors, setup_logging)
 from ..errors import UsageError
-
-
-def _one_line_errors(parser: argparse.ArgumentParser, name: str) -> None:
-    """argparse mistakes as one line and exit 2, like every other bad input."""
-    def error(message: str):
-        print(f"error: sn1 sandbox{(' ' + name) if name else ''}: {message}", file=sys.stderr)
-        sys.exit(2)
-    parser.error = error   # type: ignore[method-assign]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -42,12 +35,12 @@ def _tao(value: str, what: str) -> float:
 def add_parser(subparsers) -> None:
     top = subparsers.add_parser("sandbox", help="a local subnet on this machine (no TAO needed)",
                                 description=__doc__.splitlines()[0])
-    _one_line_errors(top, "")
+    one_line_errors(top)
     sub = top.add_subparsers(dest="sandbox_command", metavar="COMMAND")
     top.set_defaults(func=lambda args: (top.print_help(), 2)[1])
 
     p = sub.add_parser("init", help="create a sandbox subnet")
-    _one_line_errors(p, "init")
+    one_line_errors(p)
     _common(p)
     p.add_argument("--tempo", type=int, default=None, help="blocks between consensus epochs (default 100)")
     p.add_argument("--block-time", type=float, default=None, help="seconds per block (default 12)")
@@ -63,21 +56,21 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("register", help="register a wallet's hotkey; prints its uid")
-    _one_line_errors(p, "register")
+    one_line_errors(p)
     _common(p)
     add_wallet_args(p)
     p.add_argument("--stake", default="0", help="TAO staked to the hotkey on registration (default 0)")
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("stake", help="add stake to a registered hotkey")
-    _one_line_errors(p, "stake")
+    one_line_errors(p)
     _common(p)
     add_wallet_args(p)
     p.add_argument("--amount", required=True, help="TAO to add")
     p.set_defaults(func=cmd_stake)
 
     p = sub.add_parser("set-weights", help="set a validator hotkey's weights (what a validator does each epoch)")
-    _one_line_errors(p, "set-weights")
+    one_line_errors(p)
     _common(p)
     add_wallet_args(p)
     p.add_argument("--uids", nargs="+", required=True, help="uids to weigh")
@@ -86,7 +79,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=cmd_set_weights)
 
     p = sub.add_parser("metagraph", help="print the subnet's neurons (like `btcli subnets metagraph`)")
-    _one_line_errors(p, "metagraph")
+    one_line_errors(p)
     _common(p)
     p.add_argument("--json", action="store_true", help="one JSON object per uid (a JSON list)")
     p.set_defaults(func=cmd_metagraph)

@@ -15,7 +15,8 @@ import os
 import socket
 import sys
 
-from ..config import add_chain_args, add_logging_args, add_wallet_args, flag, get, nest, setup_logging
+from ..config import (OneLineErrorParser, add_chain_args, add_logging_args, add_wallet_args, flag, get, nest,
+                      one_line_errors, setup_logging)
 from ..errors import UsageError
 from .backends import BACKENDS, load_backend
 
@@ -36,6 +37,10 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
          help="requests waiting for a slot (served by caller stake); beyond: 429")
     flag(parser, "--neuron.max_request_bytes", type=int, default=1 << 20,
          help="largest request body accepted (413 beyond)")
+    flag(parser, "--neuron.body_timeout", type=float, default=5.0,
+         help="seconds a caller may take to send its request body (408 beyond)")
+    flag(parser, "--neuron.max_connections", type=int, default=1024,
+         help="connections served at once; a request on one more gets 503")
     flag(parser, "--neuron.max_timeout", type=float, default=60.0,
          help="seconds a generation may run when the caller names no timeout, and at most")
     flag(parser, "--neuron.metagraph_refresh", type=float, default=60.0,
@@ -73,13 +78,14 @@ def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("miner", help="run a miner (test, embedded LLM, Hugging Face, OpenAI, vLLM)",
                               description="Run an SN1 miner: serve signed, streamed chat completions.")
+    one_line_errors(p)
     _add_common(p, list(BACKENDS), None)
     p.set_defaults(func=lambda args: run(nest(args)))
     return p
 
 
 def _build(backend: str | None, default_backend: str | None, prog: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Run an SN1 miner.")
+    parser = OneLineErrorParser(prog=prog, description="Run an SN1 miner.")
     _add_common(parser, [backend] if backend in BACKENDS else [], default_backend)
     return parser
 
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None, default_backend: str | None = None) -> i
     from ..cli import run as run_command
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = OneLineErrorParser(prog=os.path.basename(sys.argv[0]) or None, add_help=False)
     pre.add_argument("--backend", default=default_backend)
     known, _ = pre.parse_known_args(argv)
     parser = _build(known.backend, default_backend, os.path.basename(sys.argv[0]) or None)
@@ -176,10 +182,10 @@ def run(config) -> int:
 
 def settings_check(config) -> None:
     for name, low in (("streaming_batch_size", 1), ("max_concurrent", 1), ("max_queue", 0),
-                      ("max_request_bytes", 1)):
+                      ("max_request_bytes", 1), ("max_connections", 1)):
         if get(config, f"neuron.{name}") < low:
             raise UsageError(f"--neuron.{name} must be >= {low}")
-    for name in ("max_timeout", "metagraph_refresh"):
+    for name in ("max_timeout", "metagraph_refresh", "body_timeout"):
         if not get(config, f"neuron.{name}") > 0:
             raise UsageError(f"--neuron.{name} must be > 0")
 
@@ -193,8 +199,11 @@ async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.soc
                          min_refresh=min(5.0, get(config, "neuron.metagraph_refresh")), own_hotkey=hotkey)
     view.set(metagraph)
     app = build_app(backend, hotkey, view, MinerSettings.from_config(config))
+    # uvicorn counts the connection being answered too: one more than the cap means "this many
+    # others are open", so exactly max_connections are served and the next one gets 503.
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                           timeout_graceful_shutdown=3))
+                                           timeout_graceful_shutdown=3,
+                                           limit_concurrency=get(config, "neuron.max_connections") + 1))
     refresher = asyncio.create_task(view.run())
     try:
         await server.serve(sockets=[sock])

@@ -2,12 +2,13 @@
 
 ``POST /v1/chat/completions`` (docs/protocol.md), checked in this order, each
 refusal before any work: btauth/1 headers present (401), body size while
-reading it (413), signature / freshness / replay / receiver (401), caller
-registered and, if required, holding a validator permit (403), body valid
-(400/422), a generation slot (429 when the line is full). Then the backend's
-async generator is streamed in batches of ``streaming_batch_size`` pieces
-until it ends (``stop``), reaches ``max_tokens`` (``length``) or the caller's
-deadline passes (``timeout``). When the stream ends for any reason — done,
+reading it (413), the whole body within ``body_timeout`` (408), signature /
+freshness / replay / receiver (401), caller registered and, if required,
+holding a validator permit (403), body valid (400/422), a generation slot
+(429 when the line is full). Then the backend's async generator is streamed
+in batches of ``streaming_batch_size`` pieces until it ends (``stop``),
+reaches ``max_tokens`` (``length``) or the caller's deadline passes
+(``timeout``). When the stream ends for any reason — done,
 deadline, client gone, error — the generator is closed (``aclose``) before the
 slot is freed, so engines stop generating. ``GET /health`` is public and does
 no work.
@@ -50,6 +51,7 @@ class MinerSettings:
     max_concurrent: int = 4
     max_queue: int = 64
     max_request_bytes: int = 1 << 20
+    body_timeout: float = 5.0           # seconds to receive the whole body (408 beyond)
     max_timeout: float = 60.0           # the deadline when a caller names none, and the upper bound
     allow_non_registered: bool = False
     force_validator_permit: bool = False
@@ -66,7 +68,7 @@ class MinerSettings:
 
         s = cls()
         for name in ("streaming_batch_size", "max_concurrent", "max_queue", "max_request_bytes",
-                     "max_timeout", "max_tokens", "temperature", "top_p", "top_k"):
+                     "body_timeout", "max_timeout", "max_tokens", "temperature", "top_p", "top_k"):
             setattr(s, name, get(config, f"neuron.{name}", getattr(s, name)))
         prompt = get(config, "neuron.system_prompt", s.system_prompt)
         s.system_prompt = prompt or None
@@ -261,7 +263,14 @@ class ChatEndpoint:
             return await self._refuse(scope, receive, send, 413,
                                       f"body of {length} bytes exceeds the {s.max_request_bytes}-byte limit")
         try:
-            body = await _read_body(receive, s.max_request_bytes)
+            # A deadline for the whole body, not per read: a caller dripping a byte at a time
+            # must not hold a connection and its buffer for long.
+            async with asyncio.timeout(s.body_timeout):
+                body = await _read_body(receive, s.max_request_bytes)
+        except TimeoutError:
+            return await self._refuse(scope, receive, send, 408,
+                                      f"request body not received within {s.body_timeout:g}s",
+                                      headers={"Connection": "close"})
         except _BodyTooLarge:
             return await self._refuse(scope, receive, send, 413,
                                       f"body exceeds the {s.max_request_bytes}-byte limit")

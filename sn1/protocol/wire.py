@@ -101,8 +101,8 @@ def encode_error(status: int, message: str, *, field: str | None = None, sse: bo
 
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-                422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
+                404: "not_found_error", 405: "invalid_request_error", 408: "timeout_error",
+                413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
                 503: "overloaded_error"}
 
 

@@ -44,6 +44,7 @@ DEFAULT_MAX_BYTES = 1 << 20        # per response: ~250k tokens of text, far pas
 DEFAULT_MAX_CHUNKS = 16384
 MAX_EVENT_BYTES = 256 * 1024     # one SSE event; a batch of tokens is a few hundred bytes
 ERROR_BODY_BYTES = 4096
+MAX_MESSAGE = 300                # chars of MinerResult.message: one line, whatever a miner sent
 _SEND_EVENT = "http11.send_request_headers.started"
 
 
@@ -62,7 +63,7 @@ class MinerResult:
     completion: str = ""
     status: str = "connect_error"      # one of STATUSES
     status_code: int | None = None     # HTTP status when a response arrived
-    message: str = ""                  # why, when status != ok
+    message: str = ""                  # why, when status != ok: one line of at most MAX_MESSAGE chars
     finish_reason: str | None = None   # the miner's: stop | length | timeout
     time_to_first_chunk: float | None = None
     chunk_times: list[float] = field(default_factory=list)   # seconds since the request was sent
@@ -176,6 +177,8 @@ class MinerClient:
         except Exception as e:   # a bug or a hostile peer; contained to this miner
             log.debug("query of uid %s failed", neuron.uid, exc_info=True)
             r.status, r.message = "protocol_error", f"{type(e).__name__}: {e}"
+        if r.message:
+            r.message = one_line(r.message)
         r.completion = "".join(read.parts)
         if read.complete:
             r.process_time = read.end
@@ -268,6 +271,14 @@ def _call(on_chunk, r, content, t) -> None:
         log.exception("on_chunk callback failed")
 
 
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` as one printable line of at most ``limit`` chars: a miner's error body may be
+    huge, multi-line or full of terminal escapes, and messages end up in logs and tables."""
+    text = "".join(c if c.isprintable() else " " for c in text[:limit * 4])
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 async def _error_message(response: httpx.Response) -> str:
     """The miner's one-line reason (OpenAI error JSON or text), read up to a few KiB."""
     data = b""
@@ -280,7 +291,7 @@ async def _error_message(response: httpx.Response) -> str:
         msg = json.loads(data)["error"]["message"]
     except (ValueError, KeyError, TypeError):
         msg = data.decode("utf-8", "replace").strip()
-    return f"HTTP {response.status_code}: {str(msg)[:500]}" if msg else f"HTTP {response.status_code}"
+    return f"HTTP {response.status_code}: {msg}" if msg else f"HTTP {response.status_code}"
 
 
 async def query_miners(wallet, neurons: Sequence[Target], messages: list[dict],

@@ -66,6 +66,9 @@ MINERS = {
                       "--neuron.max_queue", "3"]),
     "open": ("phrase", ["--neuron.phrase", "Open to everyone.", "--blacklist.allow_non_registered"]),
     "permit": ("echo", ["--blacklist.force_validator_permit"]),
+    # Only the slow-client tests talk to it: they hold its few connections open.
+    "guard": ("phrase", ["--neuron.phrase", "Still serving.", "--neuron.body_timeout", "2",
+                         "--neuron.max_connections", "3"]),
 }
 
 
@@ -74,7 +77,9 @@ def net(tmp_path_factory):
     from sn1.chain.sandbox import SandboxChain
 
     root = tmp_path_factory.mktemp("protocol")
-    chain = SandboxChain.init(root / "sandbox", 1, tempo=1000, block_time=0.05)
+    # Permits go to the top K stakes (every uid while the subnet has <= K): only the three
+    # staked callers hold one, so "nopermit" really has none.
+    chain = SandboxChain.init(root / "sandbox", 1, tempo=1000, block_time=0.05, max_validators=3)
     wp = root / "wallets"
     wallets = {}
     for name, stake in (("high", 1000.0), ("mid", 100.0), ("low", 10.0), ("nopermit", 0.0)):

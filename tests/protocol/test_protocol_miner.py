@@ -23,7 +23,7 @@ from sn1.protocol.auth import BtAuth, sign_headers
 from sn1.protocol.wire import CHAT_PATH, request_body
 from sn1.testing import free_port, run_sn1
 from sn1.llm.base import GenParams
-from sn1.validator.query import MinerClient
+from sn1.validator.query import MAX_MESSAGE, MinerClient
 
 TEXT = "Grüße 👋🏽 aus Zürich!\nZweite Zeile — 日本語のテキスト,\r\n\n  eingerückt\tmit Tab  \n"
 MSG = [{"role": "user", "content": TEXT}]
@@ -242,6 +242,69 @@ async def test_refused_requests_do_no_work(net):
     assert (await health(net, "echo"))["served"] == before
 
 
+# ---- slow clients (the "guard" miner: --neuron.body_timeout 2, --neuron.max_connections 3) ------
+
+async def stalled(net, name: str):
+    """A raw connection that sends signed headers and the first bytes of its body, then stalls."""
+    m = net.miners[name]
+    data = body()
+    head = (f"POST {CHAT_PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(data)}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in sign_headers(net.wallets["high"], data, m.hotkey).items())
+            + "\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", m.port)
+    writer.write(head.encode() + data[:10])
+    await writer.drain()
+    return reader, writer
+
+
+async def test_408_when_the_body_stalls_while_others_are_served(net):
+    t0 = time.monotonic()
+    reader, writer = await stalled(net, "guard")
+    try:
+        reply = asyncio.create_task(reader.read())          # to EOF: the miner must close it
+        async with MinerClient(net.wallets["mid"]) as c:
+            [r] = await c.query([target(net, "guard")], MSG, timeout=5)
+        assert r.status == "ok" and r.completion == "Still serving."
+        assert not reply.done()                              # served while the other one stalls
+        data = await asyncio.wait_for(reply, 5)
+        elapsed = time.monotonic() - t0
+    finally:
+        writer.close()
+    head, _, payload = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert b"\n" not in payload
+    err = json.loads(payload)["error"]
+    assert err["code"] == 408 and err["message"] == "request body not received within 2s"
+    assert 2.0 <= elapsed < 4.5
+
+
+async def test_connections_over_the_cap_get_503_until_they_close(net):
+    url = net.miners["guard"].url + "/health"
+
+    async def get() -> int:
+        async with httpx.AsyncClient(timeout=5) as c:
+            return (await c.get(url)).status_code
+
+    conns = [await stalled(net, "guard") for _ in range(2)]
+    try:
+        assert await get() == 200                 # 2 stalled + this one: within the cap of 3
+        conns.append(await stalled(net, "guard"))
+        codes = []
+        for _ in range(30):                       # until the miner has accepted all three
+            codes.append(await get())
+            if codes[-1] == 503:
+                break
+            await asyncio.sleep(0.03)
+        assert codes[-1] == 503, codes
+        for reader, _ in conns:                   # each stalled one still gets its 408 and is closed
+            assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 408 ")
+    finally:
+        for _, writer in conns:
+            writer.close()
+    assert await get() == 200
+
+
 # ---- client statuses --------------------------------------------------------------------------
 
 async def test_timeout_keeps_partial_text_and_closes_generator(net):
@@ -378,6 +441,59 @@ async def test_connect_errors_and_isolation(net, tmp_path):
     assert [r.uid for r in rs] == [good.uid, 90, 91, 92, r_slow.uid]
 
 
+class Held(httpx.AsyncBaseTransport):
+    """Holds requests to some ports before they go out: a validator-side delay (a busy event
+    loop, a slow connect) that must not count against that miner."""
+
+    def __init__(self, hold: dict[int, float]):
+        self.inner = httpx.AsyncHTTPTransport()
+        self.hold = hold
+
+    async def handle_async_request(self, request):
+        await asyncio.sleep(self.hold.get(request.url.port, 0.0))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+async def test_times_start_when_the_miners_own_request_is_sent(net):
+    """Echo's and mock's requests are held 1 s on the validator's side, open's is not: their
+    times and deadlines start when their own request goes out, not when the query began."""
+    for _ in range(100):                      # mock serves one at a time: let earlier tests finish
+        if (await health(net, "mock"))["active"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    hold = 1.0
+    transport = Held({net.miners["echo"].port: hold, net.miners["mock"].port: hold})
+    async with httpx.AsyncClient(transport=transport, timeout=None) as http:
+        c = MinerClient(net.wallets["high"], http=http)
+        t0 = time.monotonic()
+        echo, open_, mock = await c.query([target(net, n) for n in ("echo", "open", "mock")], MSG,
+                                          GenParams(max_tokens=5000), timeout=1.5)
+        wall = time.monotonic() - t0
+    assert echo.status == "ok" and echo.completion == TEXT
+    assert echo.time_to_first_chunk < hold / 2 and echo.process_time < hold / 2
+    assert open_.status == "ok" and open_.completion == "Open to everyone."
+    # mock streams to its deadline, 1.5 s after *its* send: chunks keep coming well past 0.5 s
+    # (where a deadline counted from the start of the query would have cut it).
+    assert mock.status == "timeout" and mock.time_to_first_chunk < hold / 2
+    assert 1.0 < mock.chunk_times[-1] <= 1.5 and mock.process_time <= 1.5 + 0.05
+    assert wall > hold + 1.0                  # the hold really happened, and mock streamed after it
+
+
+@pytest.mark.parametrize("mode", ["http_text", "http_json", "sse_error"])
+async def test_error_messages_are_one_bounded_line(net, mode):
+    async with hostile_server(mode) as port:
+        n = Neuron(uid=8, hotkey=net.miners["echo"].hotkey, coldkey="-", endpoint=f"127.0.0.1:{port}")
+        async with MinerClient(net.wallets["high"]) as c:
+            [r] = await c.query([n], MSG, timeout=3)
+    assert r.status == ("protocol_error" if mode == "sse_error" else "http_error"), r
+    assert "\n" not in r.message and "\r" not in r.message and r.message.isprintable()
+    assert len(r.message) <= MAX_MESSAGE and r.message.endswith("…")
+    assert "line one line two" in r.message
+
+
 async def test_http_error_status(net):
     async with MinerClient(net.wallets["stranger"]) as c:
         [r] = await c.query([target(net, "echo")], MSG, timeout=5)
@@ -442,6 +558,17 @@ class hostile_server:
                 for _ in range(10_000):
                     writer.write(chunk)
                     await writer.drain()
+            elif self.mode == "http_text":        # a huge multi-line error page with escapes
+                page = b"line one\r\nline two\n" + b"\x1b[31mred\x1b[0m and more\n" * 5000
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n" % len(page) + page)
+            elif self.mode == "http_json":
+                err = json.dumps({"error": {"message": "line one\nline two\n" + "x\n" * 1000}}).encode()
+                writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n" % len(err) + err)
+            elif self.mode == "sse_error":
+                err = json.dumps({"error": {"message": "line one\r\nline two\n" + "y\n" * 1000}}).encode()
+                writer.write(sse + b"data: " + err + b"\n\n")
             elif self.mode == "longline":
                 writer.write(sse + b"data: ")
                 for _ in range(10_000):
