@@ -29,8 +29,10 @@ def _run(args) -> int:
 def main(argv=None) -> int:
     from ..cli import run
 
-    parser = argparse.ArgumentParser(prog="neurons/validator.py",
-                                     description="SN1 validator: query, score, set weights.")
+    from ..config import OneLineErrorParser
+
+    parser = OneLineErrorParser(prog="neurons/validator.py",
+                                description="SN1 validator: query, score, set weights.")
     from .config import add_args
 
     add_args(parser)
