@@ -13,12 +13,12 @@ Engines are imported lazily: importing this module never loads torch or llama.cp
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 from types import SimpleNamespace
 
 from ..config import flag, get
 from ..errors import UsageError
+from ..registry import resolve
 from .base import DEFAULT_SYSTEM_PROMPT, Engine, GenParams, LLMError, Messages
 
 __all__ = ["ENGINES", "DEFAULT_MODELS", "DEFAULT_SYSTEM_PROMPT", "Engine", "GenParams", "LLMError",
@@ -106,12 +106,7 @@ def gen_params(config: SimpleNamespace, prefix: str = "llm") -> GenParams:
 
 
 def engine_class(name: str):
-    try:
-        target = ENGINES[name]
-    except KeyError:
-        raise UsageError(f"unknown LLM engine {name!r}; choose one of {', '.join(sorted(ENGINES))}") from None
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return resolve(ENGINES, name, "LLM engine")
 
 
 def create(name: str, **options) -> Engine:

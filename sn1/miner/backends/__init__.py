@@ -11,8 +11,6 @@ Each yielded piece counts as one token for batching (--neuron.streaming_batch_si
 
 from __future__ import annotations
 
-import importlib
-
 # name -> "module:Class"; imported lazily so `sn1 miner --backend echo` never loads torch.
 BACKENDS = {
     "echo": "sn1.miner.backends.test:EchoMiner",
@@ -26,11 +24,6 @@ BACKENDS = {
 
 
 def load_backend(name: str):
-    from ...errors import UsageError
+    from ...registry import resolve
 
-    try:
-        target = BACKENDS[name]
-    except KeyError:
-        raise UsageError(f"unknown miner backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return resolve(BACKENDS, name, "miner backend")
