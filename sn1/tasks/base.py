@@ -14,7 +14,16 @@ from .clean import clean
 
 
 class TaskError(Exception):
-    """A task could not be built (no material, the LLM failed or gave nothing usable)."""
+    """A task could not be built (no material, the LLM failed or gave nothing usable).
+
+    The message is one line (the CLI prints it as ``error: ...``).
+    """
+
+
+def one_line(e: BaseException | str) -> str:
+    """An error's text on one line (engines' messages may carry tracebacks or newlines)."""
+    text = " ".join(str(e).split())
+    return text or (type(e).__name__ if isinstance(e, BaseException) else "")
 
 
 @dataclass
@@ -33,7 +42,7 @@ class Task:
     static_reference: bool = False
     challenge_tries: int = 0
     challenge_rejections: list[str] = field(default_factory=list)
-    challenge_fallback: str | None = None   # why the plain query was used, if it was
+    challenge_fallback: str | None = None   # why a template rewrite was used, if it was
     timings: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
@@ -73,7 +82,7 @@ def generate(llm: Engine, rng: random.Random, params: GenParams, *, system: str,
         try:
             text = clean(llm.chat(messages, p), question=question)
         except LLMError as e:
-            raise TaskError(f"LLM failed writing the {what}: {e}") from e
+            raise TaskError(f"LLM failed writing the {what}: {one_line(e)}") from e
         if len(re.findall(r"\w+", text)) >= 2 and (accept is None or accept(text)):
             return text
     raise TaskError(f"LLM gave no usable {what} in {tries} tries")

@@ -5,6 +5,10 @@
 Prints, per sample: task, persona, context, query, challenge and reference;
 ``--json`` prints one JSON array of objects with exactly those keys. The
 default LLM is the embedded SmolLM2 (offline, CPU).
+
+Errors are one line on stderr (``error: ...``). Exit status: 0 ok; 2 bad input
+(a flag's value, an unknown task or engine); 1 a runtime failure (the engine
+cannot load or fails, no material: no task could be built).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import random
 import sys
 import textwrap
 
-from ..config import add_logging_args, nest, setup_logging
+from ..config import add_logging_args, get, nest, setup_logging
 from ..errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,15 @@ def add_parser(subparsers) -> None:
     datasets.add_args(s)
     add_logging_args(s)
     s.set_defaults(func=sample_command)
+    _one_line_errors(s)
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """argparse mistakes as one line and exit 2, like every other bad input."""
+    def error(message: str):
+        print(f"error: sn1 tasks sample: {message}", file=sys.stderr)
+        sys.exit(2)
+    parser.error = error   # type: ignore[method-assign]
 
 
 def _sample(task) -> dict:
@@ -69,7 +82,8 @@ def _print_text(i: int, n: int, d: dict, out, note: str | None = None) -> None:
     field("context", f"{c['title']} | {c['topic']} | {c['subtopic']}  [{c['source']}]{fallback}\n"
                      f"{c['content']}")
     field("query", d["query"])
-    field("challenge", d["challenge"] + (f"\n(the persona failed: {note}; the query is used)" if note else ""))
+    field("challenge", d["challenge"] + (f"\n(the persona's LLM failed: {note}; a template rewrite is used)"
+                                         if note else ""))
     field("reference", d["reference"])
     print(file=out)
 
@@ -81,12 +95,17 @@ def sample_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--n must be between 1 and {MAX_N}, got {args.n}")
 
     from .. import datasets, llm
-    from .base import TaskError
+    from .base import TaskError, one_line
     from .definitions import build_task
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
-    engine = llm.from_config(config)
+    try:
+        engine = llm.from_config(config)
+    except llm.LLMError as e:
+        print(f"error: the {get(config, 'llm.engine', 'llamacpp')} engine failed to start: {one_line(e)}",
+              file=sys.stderr)
+        return 1
     params = llm.gen_params(config)
     pool = datasets.from_config(config)
     live = bool(args.__dict__.get("neuron.live_data"))
@@ -101,7 +120,7 @@ def sample_command(args: argparse.Namespace) -> int:
             except TaskError as e:
                 log.warning("sample %d: %s", i, e)
                 if attempt == TRIES_PER_SAMPLE:
-                    print(f"error: could not build a {args.task} task: {e}", file=sys.stderr)
+                    print(f"error: could not build a {args.task} task: {one_line(e)}", file=sys.stderr)
                     return 1
         d = _sample(task)
         if args.json:

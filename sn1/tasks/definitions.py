@@ -21,7 +21,7 @@ from ..llm.base import DEFAULT_SYSTEM_PROMPT, Engine, GenParams
 from ..rewards.spec import RewardSpec
 from .base import Task, TaskError, generate
 from .corrupt import corrupt
-from .persona import ChallengeError, make_challenge, random_persona
+from .persona import ChallengeError, make_challenge, random_persona, template_challenge
 
 CONTEXT_WORDS = 350   # longer sections are cut before prompting (CPU prompt time)
 
@@ -36,7 +36,9 @@ class Draft:
     persona_query: str | None = None    # what the persona is told, when not the query itself
     note: str = ""                      # an extra line for the persona
     keep: list[str] = field(default_factory=list)   # strings the challenge must keep
-    fallback: str | None = None         # challenge when the persona fails (default: the query)
+    # The query reworded (keeping every fact needed to answer it) for the template
+    # challenge used when the persona fails; default: ``reword_question(query)``.
+    rephrase: Callable[[random.Random], str] | None = None
     wrap: Callable[[str], str] | None = None     # turns the persona's text into the challenge
     extra: dict = field(default_factory=dict)
 
@@ -52,6 +54,41 @@ class TaskDef:
     make: Callable[[Context | None, Engine, random.Random, GenParams], Draft]
     static_query: bool = False
     static_reference: bool = False
+
+
+# --- rewording for the template challenge ------------------------------------------------
+
+# First words that are not names: they may lose their capital inside a sentence.
+_COMMON_START = {
+    "the", "a", "an", "what", "who", "whom", "whose", "which", "when", "where", "why", "how", "is", "are",
+    "was", "were", "do", "does", "did", "can", "could", "would", "should", "will", "in", "on", "at",
+    "during", "after", "before", "according", "it", "its", "this", "that", "these", "those", "write",
+    "explain", "describe", "give", "create", "list", "please", "find", "calculate", "compute", "solve",
+    "determine", "convert", "evaluate", "simplify", "area", "volume", "surface", "angle", "perimeter",
+    "he", "she", "they", "his", "her", "their", "there", "one", "some", "many", "most", "if", "for",
+    "tell", "imagine", "suggest", "provide", "make", "help", "name", "summarize", "summarise",
+}
+_WH = ("what", "who", "whom", "whose", "which", "when", "where", "why", "how")
+
+
+def lower_start(text: str) -> str:
+    """'The Arab League ...' -> 'the Arab League ...'; names and acronyms keep their capitals."""
+    m = re.match(r"([A-Za-z]+)\b", text)
+    word = m.group(1) if m else ""
+    if word == "A" or (word.lower() in _COMMON_START and not word.isupper()):
+        return text[0].lower() + text[1:]
+    return text
+
+
+def reword_question(query: str, topic: str = "") -> Callable[[random.Random], str]:
+    """A question or request said another way: lower-cased start, a framing around it."""
+    q = lower_start(query.strip())
+    forms = ["{q}", "{q} I can't find a clear answer.", "here's what I want to know: {q}"]
+    if topic:
+        forms += ["about {topic}: {q}", "question on {topic} - {q}"]
+    if q.split(" ", 1)[0].lower() in _WH and q.endswith("?"):
+        forms += ["do you know {q}", "any idea {q}"]
+    return lambda rng: rng.choice(forms).format(q=q, topic=topic)
 
 
 # --- qa --------------------------------------------------------------------------------
@@ -81,7 +118,8 @@ def make_qa(ctx, llm, rng, params) -> Draft:
     reference = generate(llm, rng, params, system=QA_REFERENCE_SYSTEM,
                          user=QA_REFERENCE_USER.format(context=text, question=query),
                          max_tokens=192, what="answer")
-    return Draft(query, reference, topic=ctx.title, subtopic=ctx.subtopic)
+    return Draft(query, reference, topic=ctx.title, subtopic=ctx.subtopic,
+                 rephrase=reword_question(query, ctx.title))
 
 
 # --- summarization ----------------------------------------------------------------------
@@ -96,7 +134,21 @@ def make_summarization(ctx, llm, rng, params) -> Draft:
     reference = generate(llm, rng, params, system=SUMMARY_SYSTEM, user=SUMMARY_USER.format(context=text),
                          max_tokens=256, what="summary")
     query = f"{ctx.title}, {ctx.subtopic}" if ctx.subtopic and ctx.subtopic != ctx.title else ctx.title
-    return Draft(query, reference, topic=ctx.title, subtopic=ctx.subtopic)
+    return Draft(query, reference, topic=ctx.title, subtopic=ctx.subtopic,
+                 rephrase=_reword_summary(ctx.title, ctx.subtopic))
+
+
+def _reword_summary(title: str, section: str) -> Callable[[random.Random], str]:
+    if section and section != title:
+        s = lower_start(section)
+        forms = ("can you sum up {t} for me, the part on {s}?", "what are the main points of {t} ({s})?",
+                 "give me a short summary of {t}, the bit about {s}.", "I need the gist of {t}: {s}.",
+                 "what's the short version of {t}? specifically {s}.")
+    else:
+        s = ""
+        forms = ("can you sum up {t} for me?", "what's {t} about, in short?",
+                 "give me the main points about {t}.", "I need a short summary of {t}.")
+    return lambda rng: rng.choice(forms).format(t=title, s=s)
 
 
 # --- math --------------------------------------------------------------------------------
@@ -110,14 +162,70 @@ def make_math(ctx, llm, rng, params) -> Draft:
         query, ctx.extra["solution"], topic=ctx.topic, subtopic=ctx.title,
         note="Make sure to include the whole problem in your message.",
         keep=re.findall(r"\d+(?:\.\d+)?", problem),   # a challenge without the numbers is unanswerable
+        rephrase=_reword_problem(problem),
     )
+
+
+_ASKS = ("what", "which", "how", "find", "calculate", "compute", "solve", "determine", "convert",
+         "evaluate", "simplify", "express", "is", "are", "does", "do", "write", "give")
+
+
+def _reword_problem(problem: str) -> Callable[[random.Random], str]:
+    """'area of circle with radius 97=' -> 'how do I work out area of circle with radius 97?'."""
+    p = lower_start(re.sub(r"(?:\s*[=:?.]|\s+is)+\s*$", "", problem.strip()))
+    if p.split(" ", 1)[0].lower() in _ASKS:      # already a question or an order
+        forms = ("{p}?", "this one has me stuck: {p}?", "could you show me how to do this: {p}?",
+                 "my worksheet says: {p}. how?")
+    else:
+        forms = ("how do I work out {p}?", "can you solve this for me: {p}", "I'm stuck on this: {p}. "
+                 "what's the answer?", "what do you get for {p}?", "need a hand with {p}, what is it?")
+    return lambda rng: rng.choice(forms).format(p=p)
 
 
 # --- date_qa -----------------------------------------------------------------------------
 
 def make_date_qa(ctx, llm, rng, params) -> Draft:
     query = f"{ctx.content} on what exact date?"
-    return Draft(query, ctx.extra["date"], topic=ctx.title, subtopic=ctx.topic)
+    return Draft(query, ctx.extra["date"], topic=ctx.title, subtopic=ctx.topic,
+                 rephrase=_reword_event(ctx.content))
+
+
+_BORN_DIED = re.compile(r"^(?P<who>.+?),?\s+(?:(?P<born>was born)|died)$")
+_PASSIVE = re.compile(r"^(?P<subj>[^,:;]{2,60}?) (?P<aux>was|were) (?P<rest>.+)$")
+
+
+def _reword_event(event: str) -> Callable[[random.Random], str]:
+    """The event sentence turned into a question in other words where its shape allows.
+
+    'The Arab League was formed in Cairo' -> 'when was the Arab League formed in Cairo?';
+    'X, Scottish architect, died' -> 'when did X, Scottish architect, die?'. Every
+    word of the event is kept: it is what the answer depends on.
+    """
+    event = event.strip().rstrip(" .")
+    about = ""
+    m = re.match(r"^(?P<about>[^:]{2,60}): (?P<body>.+)$", event)
+    if m:
+        about, event = m.group("about"), m.group("body")
+    e = lower_start(event)
+    questions = []
+    if (m := _BORN_DIED.match(event)):
+        who = m.group("who") + ("," if "," in m.group("who") else "")    # close the apposition
+        questions = [f"when was {who} born?", f"what was the birth date of {who}?"] if m.group("born") else \
+            [f"when did {who} die?", f"what day did {who} die?"]
+    elif (m := _PASSIVE.match(event)) and len(m.group("subj").split()) <= 8 \
+            and not re.search(r"\b(?:who|which|that|and|he|she|it|they)\b", m.group("subj"), re.I):
+        # only a plain noun phrase before "was": "Crowned he succeeded X and was ..." is not one
+        subj, aux, rest = lower_start(m.group("subj")), m.group("aux"), m.group("rest")
+        questions = [f"when exactly {aux} {subj} {rest}?", f"on what day {aux} {subj} {rest}?",
+                     f"what's the exact date {subj} {aux} {rest}?"]
+    generic = [f"what was the exact date when {e}?", f"{e} - when did that happen, exactly?",
+               f"do you know on which day {e}?", f"need the full date (day, month, year) for this: {e}."]
+    forms = questions or generic
+
+    def rephrase(rng: random.Random) -> str:
+        text = rng.choice(forms)
+        return f"about {about}: {text}" if about else text
+    return rephrase
 
 
 # --- debugging ---------------------------------------------------------------------------
@@ -132,9 +240,16 @@ def make_debugging(ctx, llm, rng, params) -> Draft:
     return Draft(
         c.corrupted, ctx.content, topic=f"{lang} code", subtopic=ctx.subtopic,
         persona_query=f"the {lang} code pasted below your message (do not write the code yourself)",
-        fallback=f"Can you find and fix the bug in this {lang} code?",
+        rephrase=lambda r: r.choice(_DEBUG_ASKS).format(lang=lang, name=ctx.subtopic),
         wrap=wrap, extra={"corruption": c.to_dict(), "language": lang},
     )
+
+
+_DEBUG_ASKS = ("can you find and fix the bug in this {lang} code?",
+               "this {lang} snippet is broken somewhere. what's wrong with it?",
+               "something's off in my {lang} code below ({name}), please fix it.",
+               "my {lang} code doesn't work, can you spot the bug and fix it?",
+               "{name} in the {lang} below has a bug. could you fix it?")
 
 
 # --- generic_instruction -----------------------------------------------------------------
@@ -158,7 +273,7 @@ def make_generic_instruction(ctx, llm, rng, params) -> Draft:
                          max_tokens=192, what="answer")
     name = truncate_words(criterion.split(":")[0].split(".")[0], 8)
     return Draft(query, reference, topic="everyday requests", subtopic=name,
-                 extra={"criterion": criterion})
+                 extra={"criterion": criterion}, rephrase=reword_question(query))
 
 
 def _rouge(ngram: str, weight: float) -> RewardSpec:
@@ -189,10 +304,13 @@ def build_task(name: str, llm: Engine, rng: random.Random, *, live: bool = False
                strict: bool = False, challenge_tries: int = 3) -> Task:
     """Build one task: context -> query and reference -> persona -> challenge (blocking).
 
-    Raises UsageError for an unknown task name and TaskError when no task can be
-    built. A persona that fails ``challenge_tries`` times gets the plain query
-    as its challenge (recorded in ``challenge_fallback``), or TaskError when
-    ``strict``. ``datasets`` defaults to the shared offline (or live) datasets.
+    Raises UsageError for an unknown task name and TaskError (one line) when no
+    task can be built: no material, or the LLM failed. When the persona's LLM
+    gives no acceptable challenge in ``challenge_tries`` tries, the challenge is
+    a template rewrite of the query in the persona's voice (never the query
+    itself; why is recorded in ``challenge_fallback``, the LLM's rejected tries
+    in ``challenge_rejections``), or TaskError when ``strict``. ``datasets``
+    defaults to the shared offline (or live) datasets.
     """
     try:
         spec = TASKS[name]
@@ -222,18 +340,26 @@ def build_task(name: str, llm: Engine, rng: random.Random, *, live: bool = False
     persona = random_persona(rng)
     t2 = time.perf_counter()
     fallback = None
-    rejections: list[str] = []
+    persona_query = draft.persona_query or draft.query
     try:
         ch = make_challenge(llm, rng, persona, desc=spec.desc, goal=spec.goal, topic=draft.topic,
-                            subtopic=draft.subtopic, query=draft.persona_query or draft.query,
+                            subtopic=draft.subtopic, query=persona_query,
                             reference=draft.reference, params=params, tries=challenge_tries,
                             keep=draft.keep, note=draft.note)
         text, tries, rejections = ch.text, ch.tries, ch.rejected
     except ChallengeError as e:
         if strict:
             raise TaskError(f"{name}: {e}") from e
-        fallback, tries = str(e), challenge_tries
-        text = draft.fallback or draft.query
+        # Never the plain query (spec §8): the persona's message from a template instead.
+        fallback, tries, rejections = str(e), e.tries, list(e.rejected)
+        try:
+            text, more = template_challenge(
+                rng, persona, draft.rephrase or reword_question(draft.query), desc=spec.desc,
+                goal=spec.goal, query=persona_query, reference=draft.reference, keep=draft.keep,
+                note=draft.note)
+        except ChallengeError as e2:
+            raise TaskError(f"{name}: {e}; {e2}") from e2
+        rejections += [f"template: {r}" for r in more]
     timings["challenge"] = time.perf_counter() - t2
     challenge = draft.wrap(text) if draft.wrap else text
 

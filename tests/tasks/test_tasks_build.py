@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from sn1.datasets import Context, Dataset, DatasetError, make_datasets
+from sn1.datasets import Context, Dataset, make_datasets
 from sn1.errors import UsageError
 from sn1.llm.base import Engine, GenParams, LLMError
 from sn1.llm.scripted import ScriptedEngine, respond
@@ -18,7 +18,9 @@ from sn1.rewards.numeric import reference_number
 from sn1.rewards.spec import RewardSpec
 from sn1.tasks import MOODS, NAMES, PROFILES, TONES, TaskError, build_task, random_persona
 from sn1.tasks.corrupt import Corruption, restore
-from sn1.tasks.persona import OPENING_REQUEST, Persona, make_challenge, rejection, role_prompt
+from sn1.tasks.definitions import lower_start
+from sn1.tasks.persona import (MOODS as _MOODS, OPENING_REQUEST, ChallengeError, Persona, dress, make_challenge,
+                               rejection, role_prompt, template_challenge)
 
 EXPECTED_REWARDS = {
     "qa": ([RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("relevance", 0.5)],
@@ -214,13 +216,142 @@ def test_bad_challenges_are_rejected_and_regenerated():
     assert llm.calls[0][1] == {"role": "user", "content": OPENING_REQUEST}
 
 
-def test_retries_are_bounded_then_the_query_is_the_fallback(pool):
+def test_retries_are_bounded_then_a_template_is_the_fallback(pool):
     bad = [echo_role_prompt] * 3
     llm = ScriptedEngine(["Where was it first found?", "It was found in a lake.", *bad])
     task = build_task("qa", llm, random.Random(0), datasets=pool, challenge_tries=3)
-    assert task.challenge == task.query == "Where was it first found?"
+    assert task.query == "Where was it first found?"
+    assert task.challenge != task.query and "where was it first found?" in task.challenge
     assert "echoes the role-play prompt" in task.challenge_fallback
+    # the LLM's rejected tries are kept, not dropped
+    assert task.challenge_rejections == ["echoes the role-play prompt"] * 3
     assert task.challenge_tries == 3 and len(llm.calls) == 5
+    assert task.to_event()["challenge_rejections"] == task.challenge_rejections
+
+
+class AssistantOnly(ScriptedEngine):
+    """Writes queries and references like the scripted engine, but as the persona always
+    answers as the assistant (what the embedded 135M model mostly does)."""
+
+    def chat(self, messages, params):
+        self.calls.append(messages)
+        if "role-playing game" in messages[0]["content"]:
+            return "I'm your trusty science assistant! How can I help you today?"
+        return respond(messages, params)
+
+
+def _facts(name: str, task) -> list[str]:
+    """What the challenge must carry for the task to stay answerable."""
+    if name == "math":
+        import re
+        return re.findall(r"\d+(?:\.\d+)?", task.context.content)
+    if name == "date_qa":
+        return [w for w in task.context.content.replace(":", " ").split() if len(w) > 3]
+    if name == "summarization":
+        return [task.context.title, task.context.subtopic]
+    if name == "debugging":
+        return [f"```{task.extra['language']}\n{task.query}\n```"]
+    return [task.query.rstrip("?")[1:]]      # qa, generic_instruction: the question (start lower-cased)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_persona_that_always_fails_gets_a_template_not_the_query(pool, name):
+    challenges = set()
+    for seed in range(12):
+        task = build_task(name, AssistantOnly(), random.Random(seed), datasets=pool, challenge_tries=2)
+        assert task.challenge_fallback.startswith("no acceptable challenge in 2 tries")
+        assert task.challenge_rejections[:2] == ["speaks as the assistant"] * 2
+        assert task.challenge_tries == 2
+        ch = " ".join(task.challenge.split()).lower()
+        assert " ".join(task.query.split()).lower() != ch
+        assert task.reference not in task.challenge
+        for fact in _facts(name, task):
+            assert fact.lower() in task.challenge.lower() if name != "debugging" else fact in task.challenge, \
+                (fact, task.challenge)
+        if name == "date_qa":   # the material's sentence (or the plain query) is not there to look up
+            assert task.query not in task.challenge
+            if task.context.extra.get("sentence"):
+                assert task.context.extra["sentence"] not in task.challenge
+        if name == "math":
+            assert not task.challenge.startswith("How can I solve the following problem")
+        challenges.add(task.challenge)
+    assert len(challenges) >= 10         # varied, not one fixed sentence
+
+
+def test_the_template_is_deterministic_under_the_seed(pool):
+    a = build_task("date_qa", AssistantOnly(), random.Random(4), datasets=pool).to_event()
+    b = build_task("date_qa", AssistantOnly(), random.Random(4), datasets=pool).to_event()
+    assert _stable(a) == _stable(b)
+
+
+def test_template_speaks_for_the_persona():
+    from sn1.tasks.persona import MOOD_OPENERS, TONE_CLOSERS
+    query = "Who designed the Eiffel Tower?"
+    moods = set()
+    for seed in range(200):
+        rng = random.Random(seed)
+        persona = random_persona(rng)
+        text = dress(rng, persona, "who designed the Eiffel Tower?")
+        low = text.lower()
+        assert "who designed the eiffel tower?" in low
+        assert any(low.startswith(o.lower()) for o in MOOD_OPENERS[persona.mood])       # opener: mood
+        assert any(low.endswith(c.lower()) for c in TONE_CLOSERS[persona.tone] if c) or \
+            "" in TONE_CLOSERS[persona.tone]                                             # closer: tone
+        instructions = role_prompt(persona, desc="d", goal="g", topic="", subtopic="", query="")
+        assert rejection(text, reference="Gustave Eiffel", query=query, instructions=instructions) is None
+        moods.add(persona.mood)
+    assert moods == set(_MOODS)
+
+
+def test_a_template_with_the_reference_is_rejected_and_reworded():
+    # A rewording that would leak the answer is never used, whatever the seed.
+    forms = iter(["is it 42? what is 6 x 7?", "what is 6 x 7?"])
+    text, rejected = template_challenge(
+        random.Random(0), Persona("student", "curious", "polite"), lambda rng: next(forms),
+        desc="get help solving a math problem", goal="the answer", query="How can I solve 6 x 7?",
+        reference="42", keep=["6", "7"])
+    assert "42" not in text and "what is 6 x 7?" in text.lower()
+    assert rejected == ["contains the reference verbatim"]
+    with pytest.raises(ChallengeError, match="no acceptable template challenge in 3 tries"):
+        template_challenge(random.Random(0), Persona("student", "curious", "polite"),
+                           lambda rng: "is it 42?", desc="d", goal="g", query="6 x 7?", reference="42",
+                           tries=3)
+
+
+def test_lower_start_keeps_names():
+    assert lower_start("The Arab League was formed") == "the Arab League was formed"
+    assert lower_start("Who designed it?") == "who designed it?"
+    assert lower_start("A cat") == "a cat"
+    assert lower_start("Magna Carta is a charter") == "Magna Carta is a charter"
+    assert lower_start("US-ACAN declared") == "US-ACAN declared"
+    assert lower_start("I need it") == "I need it"
+
+
+@pytest.mark.parametrize("event,expected", [
+    ("The Arab League was formed in Cairo", "the Arab League formed in Cairo?"),
+    ("Robert Adam, Scottish architect, died", "did Robert Adam, Scottish architect, die?"),
+    ("Alexander Graham Bell, Scottish-American inventor, was born",
+     "Alexander Graham Bell, Scottish-American inventor"),
+])
+def test_date_events_become_questions_in_other_words(event, expected):
+    from sn1.tasks.definitions import _reword_event
+    rephrase = _reword_event(event)
+    outs = {rephrase(random.Random(s)) for s in range(30)}
+    assert any(expected in o for o in outs), outs
+    assert all(event not in o for o in outs)
+
+
+def test_an_engine_error_while_writing_the_challenge_is_a_task_error(pool):
+    def boom(messages, params):
+        raise LLMError("openai: cannot reach http://127.0.0.1:9/v1:\nConnection refused")
+
+    with pytest.raises(TaskError) as info:
+        build_task("math", ScriptedEngine([boom]), random.Random(0), datasets=pool)
+    assert str(info.value) == ("LLM failed writing the challenge: openai: cannot reach "
+                               "http://127.0.0.1:9/v1: Connection refused")
+    assert isinstance(info.value.__cause__, LLMError)
+    with pytest.raises(TaskError, match="^LLM failed writing the challenge"):
+        _challenge(ScriptedEngine([boom]))
 
 
 def test_strict_mode_fails_instead_of_falling_back(pool):
@@ -234,6 +365,18 @@ def test_strict_mode_fails_instead_of_falling_back(pool):
     ("?", "empty"),
     ("Hello! I'm an AI assistant, how can I help you today?", "speaks as the assistant"),
     ("I'm here to assist you with your homework.", "speaks as the assistant"),
+    ("I'm your trusty science assistant! Who designed that tower?", "speaks as the assistant"),
+    ("Hi! I'm your friendly history tutor. Who built the tower?", "speaks as the assistant"),
+    ("I'm here to assist with the Eiffel Tower. Who designed it?", "speaks as the assistant"),
+    ("I\u2019m here to assist! Who designed it?", "speaks as the assistant"),
+    ("The Eiffel Tower! How can I help you today?", "speaks as the assistant"),
+    ("Eiffel Tower, you say? How may I be of assistance today?", "speaks as the assistant"),
+    ("Sure, happy to help. What do you want to know about the tower?", "speaks as the assistant"),
+    ("What can I do for you regarding the Eiffel Tower?", "speaks as the assistant"),
+    ("Who designed it? Let me know if you have any other questions!", "speaks as the assistant"),
+    ("I'm trying to help my kid with homework: who designed the eiffel tower?", None),
+    ("I'd like some help: who designed the Eiffel Tower?", None),
+    ("I asked an AI assistant before and it was wrong. who designed the eiffel tower?", None),
     ("The human user, a tired parent, wants to know who built it.", "narrates the role-play"),
     ("The Eiffel Tower is a tower in Paris.", "asks for nothing"),
     ("who did it? Gustave Eiffel's company designed it.", "contains the reference verbatim"),

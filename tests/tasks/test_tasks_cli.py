@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -57,11 +58,35 @@ def test_text_output_names_every_part():
     (("--n", "0"), "error: --n must be between 1 and 1000, got 0"),
     (("--task", "poetry"), "invalid choice: 'poetry'"),
     (("--llm.engine", "nope"), "invalid choice: 'nope'"),
+    (("--seed", "x"), "--seed: invalid int value: 'x'"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
     proc = run_sn1("tasks", "sample", "--llm.engine", "scripted", *args, env=NO_NET)
     assert proc.returncode == 2
-    assert message in proc.stderr and proc.stdout == ""
+    assert proc.stdout == ""
+    [line] = proc.stderr.splitlines()          # one line: no usage block, no traceback
+    assert line.startswith("error: ") and message in line
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]      # nothing listens there once closed
+
+
+@pytest.mark.parametrize("task", ["math", "qa"])
+def test_an_engine_failure_is_one_error_line_and_exit_1(task):
+    # math: the engine first fails writing the challenge; qa: writing the question.
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    proc = run_sn1("tasks", "sample", "--task", task, "--seed", "1", "--llm.engine", "openai",
+                   "--llm.base_url", url, env=NO_NET, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    what = "challenge" if task == "math" else "question"
+    assert errors[0].startswith(f"error: could not build a {task} task: LLM failed writing the {what}: openai:")
+    assert "cannot reach" in errors[0]
 
 
 def test_live_flag_without_network_falls_back_to_offline():
