@@ -29,7 +29,8 @@ DEFAULT_HF_CODE = "codeparrot/github-code"
 
 def make_datasets(live: bool = False, *, wikipedia_api: str = DEFAULT_WIKIPEDIA_API,
                   timeout: float = 5.0, deadline: float = 10.0, cache_dir: str | None = None,
-                  cooldown: float = 60.0, hf_code_dataset: str = DEFAULT_HF_CODE) -> dict[str, Dataset]:
+                  cooldown: float = 60.0, hf_code_dataset: str = DEFAULT_HF_CODE,
+                  cache_max_mb: float = 256.0) -> dict[str, Dataset]:
     """name -> Dataset. Live sources are wrapped so a network failure falls back to offline."""
     from .code import HuggingFaceCode, OfflineCode
     from .maths import MathProblems
@@ -40,7 +41,8 @@ def make_datasets(live: bool = False, *, wikipedia_api: str = DEFAULT_WIKIPEDIA_
     if live:
         from .wikipedia import LiveDates, LiveEncyclopedia, MediaWiki
 
-        client = MediaWiki(wikipedia_api, timeout=timeout, cache_dir=cache_dir)
+        client = MediaWiki(wikipedia_api, timeout=timeout, cache_dir=cache_dir,
+                           disk_cache_bytes=int(cache_max_mb * 1024 * 1024))
         out["wiki"] = WithFallback(LiveEncyclopedia(client, deadline=deadline), out["wiki"], cooldown)
         out["wiki_dates"] = WithFallback(LiveDates(client, deadline=deadline), out["wiki_dates"], cooldown)
         out["code"] = WithFallback(HuggingFaceCode(hf_code_dataset, deadline=max(deadline, 30.0)),
@@ -69,6 +71,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--data.timeout", type=float, default=5.0, help="seconds per live request")
     flag(parser, "--data.deadline", type=float, default=10.0, help="seconds to fetch one live sample")
     flag(parser, "--data.cache_dir", default=None, help="folder caching live pages on disk (memory only if unset)")
+    flag(parser, "--data.cache_max_mb", type=float, default=256.0,
+         help="size cap of --data.cache_dir in MiB; least recently used pages are evicted (default 256)")
     flag(parser, "--data.hf_code_dataset", default=DEFAULT_HF_CODE, help="Hugging Face code dataset (live)")
 
 
@@ -82,5 +86,6 @@ def from_config(config) -> dict[str, Dataset]:
         timeout=float(get(config, "data.timeout", 5.0)),
         deadline=float(get(config, "data.deadline", 10.0)),
         cache_dir=get(config, "data.cache_dir"),
+        cache_max_mb=float(get(config, "data.cache_max_mb", 256.0)),
         hf_code_dataset=get(config, "data.hf_code_dataset", DEFAULT_HF_CODE),
     )

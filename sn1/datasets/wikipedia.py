@@ -1,7 +1,8 @@
 """Live Wikipedia through the MediaWiki action API (plain httpx).
 
 Every request has a deadline and a size cap; pages are cached in memory (LRU)
-and optionally on disk. Failures raise ``SourceError``; ``WithFallback`` (see
+and optionally on disk (capped in files and bytes; the least recently used
+files are evicted first). Failures raise ``SourceError``; ``WithFallback`` (see
 ``sn1.datasets``) turns them into offline material with a warning. The API's
 base URL is configurable so tests can point it at a stand-in server.
 """
@@ -34,6 +35,8 @@ EXCLUDED_SECTIONS = {"see also", "references", "further reading", "external link
                      "bibliography", "sources", "citations", "footnotes", "notes and references",
                      "gallery", "works cited"}
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+DISK_CACHE_ENTRIES = 5000
+DISK_CACHE_BYTES = 256 * 1024 * 1024
 _HEADING = re.compile(r"^(={2,6})\s*(.*?)\s*\1\s*$", re.M)
 
 
@@ -42,9 +45,12 @@ class MediaWiki:
 
     def __init__(self, api_url: str = DEFAULT_API, timeout: float = 5.0,
                  cache_dir: str | Path | None = None, cache_size: int = 256,
+                 disk_cache_entries: int = DISK_CACHE_ENTRIES, disk_cache_bytes: int = DISK_CACHE_BYTES,
                  transport: httpx.BaseTransport | None = None):
         self.api_url, self.timeout = api_url, timeout
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.disk_cache_entries, self.disk_cache_bytes = disk_cache_entries, disk_cache_bytes
+        self._stamp = 0   # last mtime set (ns): strictly increasing, so "oldest" is never a tie
         self._client = httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=True,
                                     transport=transport)
         self._cache: collections.OrderedDict[str, dict] = collections.OrderedDict()
@@ -110,6 +116,7 @@ class MediaWiki:
         if path and path.is_file():
             try:
                 page = json.loads(path.read_text(encoding="utf-8"))
+                self._touch(path)
                 self._remember(title, page)
                 return page
             except (OSError, ValueError):
@@ -132,9 +139,45 @@ class MediaWiki:
             "url": raw.get("fullurl") or "",
         }
         self._remember(title, page)
-        if path:
-            _atomic_write(path, json.dumps(page))
+        if path and _atomic_write(path, json.dumps(page)):
+            self._touch(path)
+            self._evict()
         return page
+
+    # -- the disk cache's cap --------------------------------------------------
+    def _touch(self, path: Path) -> None:
+        """Mark a cache file as just used (its mtime orders eviction)."""
+        with self._lock:
+            self._stamp = max(time.time_ns(), self._stamp + 1)
+            stamp = self._stamp
+        try:
+            os.utime(path, ns=(stamp, stamp))
+        except OSError:
+            pass
+
+    def _evict(self) -> None:
+        """Delete the least recently used files until the cache is within both caps."""
+        files = []
+        for f in self.cache_dir.glob("*.json"):
+            try:
+                st = f.stat()
+            except OSError:     # another process removed it
+                continue
+            files.append((st.st_mtime_ns, f.name, st.st_size, f))
+        files.sort()
+        total = sum(size for _, _, size, _ in files)
+        count = len(files)
+        for _, _, size, f in files:
+            if count <= self.disk_cache_entries and total <= self.disk_cache_bytes:
+                break
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.debug("wikipedia cache eviction failed: %s", e)
+                continue
+            count, total = count - 1, total - size
 
     def _remember(self, title: str, page: dict) -> None:
         with self._lock:
@@ -144,15 +187,23 @@ class MediaWiki:
                 self._cache.popitem(last=False)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, text: str) -> bool:
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
+        return True
     except OSError as e:   # the cache is an optimisation: never fail a sample for it
         log.debug("wikipedia cache write failed: %s", e)
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return False
 
 
 def sections(extract: str) -> list[tuple[list[str], str]]:

@@ -58,6 +58,46 @@ def test_disk_cache_serves_pages_without_the_network(wiki_server, tmp_path):
     assert page["title"] == "Stand-in Star" and len(wiki_server.requests) == n
 
 
+DAYS = [f"May {d}" for d in range(1, 8)]
+
+
+def test_disk_cache_keeps_at_most_its_entries_evicting_the_least_recently_used(wiki_server, tmp_path):
+    client = MediaWiki(wiki_server.url, timeout=2, cache_dir=tmp_path, disk_cache_entries=3)
+    deadline = time.monotonic() + 5
+    for title in DAYS[:3]:
+        client.page(title, deadline)
+    assert len(list(tmp_path.glob("*.json"))) == 3
+    # A fresh client (empty memory cache) reads May 1 from disk: it becomes the most recently used.
+    n = len(wiki_server.requests)
+    MediaWiki(wiki_server.url, timeout=2, cache_dir=tmp_path, disk_cache_entries=3).page(DAYS[0], deadline)
+    assert len(wiki_server.requests) == n
+    for title in DAYS[3:5]:
+        client.page(title, deadline)
+    kept = {p.name for p in tmp_path.glob("*.json")}
+    assert kept == {client._disk_path(t).name for t in (DAYS[0], DAYS[3], DAYS[4])}
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_disk_cache_keeps_within_its_bytes(wiki_server, tmp_path):
+    deadline = time.monotonic() + 5
+    probe = MediaWiki(wiki_server.url, timeout=2, cache_dir=tmp_path / "probe")
+    probe.page(DAYS[0], deadline)
+    size = next((tmp_path / "probe").glob("*.json")).stat().st_size
+    cap = int(size * 2.5)               # room for two pages
+    client = MediaWiki(wiki_server.url, timeout=2, cache_dir=tmp_path / "c", disk_cache_bytes=cap)
+    for title in DAYS:
+        client.page(title, deadline)
+        files = list((tmp_path / "c").glob("*.json"))
+        assert sum(f.stat().st_size for f in files) <= cap
+    assert {f.name for f in files} == {client._disk_path(t).name for t in DAYS[-2:]}
+
+
+def test_make_datasets_passes_the_cache_cap(tmp_path):
+    pool = make_datasets(True, wikipedia_api="http://127.0.0.1:9/w/api.php", cache_dir=str(tmp_path),
+                         cache_max_mb=1.5)
+    assert pool["wiki"].live.client.disk_cache_bytes == 1572864
+
+
 def test_memory_cache_is_bounded(wiki_server):
     client = MediaWiki(wiki_server.url, timeout=2, cache_size=2)
     deadline = time.monotonic() + 5
