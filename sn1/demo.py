@@ -45,6 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--path", default="~/.sn1/demo", help="folder for the demo's chain, wallets and logs "
                    "(wiped at start)")
     p.add_argument("--timeout", type=float, default=12.0, help="validator timeout per step (seconds)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the validator's task and miner choices")
     p.set_defaults(func=run)
     return p
 
@@ -153,7 +154,7 @@ def run(args) -> int:
             "--neuron.full_path", full_path, "--neuron.max_steps", str(args.steps),
             "--neuron.timeout", str(args.timeout), "--neuron.epoch_length", str(EPOCH_LENGTH),
             "--neuron.sample_size", "50", "--neuron.axon_off", "--wandb.off",
-            "--neuron.query_max_tokens", "96", "--neuron.seed", "1",
+            "--neuron.query_max_tokens", "96", "--neuron.seed", str(args.seed),
         ], relay=relay)
         rc = vproc.wait()
         if rc != 0:
