@@ -299,6 +299,27 @@ TASKS: dict[str, TaskDef] = {t.name: t for t in (
 NAMES = tuple(TASKS)
 
 
+# Reward models that check an answer exactly; cheap enough to run on the challenge itself.
+ANSWER_CHECKS = ("float_diff", "date")
+
+
+def answer_given_away(rewards, reference: str, challenge: str) -> str | None:
+    """Why repeating ``challenge`` back would earn a full answer-checking reward, or None.
+
+    The persona may restate a maths problem as an expression that evaluates to
+    the answer ("help with 54-37, what is it?") or quote the date it asks for;
+    an echo miner would then score 1.
+    """
+    from ..rewards.pipeline import REWARD_MODELS
+
+    for spec in rewards:
+        if spec.name in ANSWER_CHECKS:
+            (value,), _ = REWARD_MODELS[spec.name](reference, [challenge], dict(spec.options))
+            if value >= 0.999:
+                return f"echoing it earns {spec.name} {value:.3f}"
+    return None
+
+
 def build_task(name: str, llm: Engine, rng: random.Random, *, live: bool = False,
                params: GenParams | None = None, datasets: Mapping[str, Dataset] | None = None,
                strict: bool = False, challenge_tries: int = 3) -> Task:
@@ -362,6 +383,9 @@ def build_task(name: str, llm: Engine, rng: random.Random, *, live: bool = False
         rejections += [f"template: {r}" for r in more]
     timings["challenge"] = time.perf_counter() - t2
     challenge = draft.wrap(text) if draft.wrap else text
+    leak = answer_given_away(spec.rewards, draft.reference, challenge)
+    if leak:
+        raise TaskError(f"{name}: the challenge gives the answer away ({leak})")
 
     return Task(
         name=name, desc=spec.desc, goal=spec.goal, query=draft.query, reference=draft.reference,

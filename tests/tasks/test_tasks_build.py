@@ -455,3 +455,50 @@ def test_scripted_engine_through_the_llm_registry():
     from sn1 import llm as llm_layer
     engine = llm_layer.create("scripted", model_id=None, n_ctx=2048)
     assert isinstance(engine, ScriptedEngine)
+
+
+def test_a_challenge_that_earns_the_answer_when_echoed_is_refused():
+    """An echo miner must not score 1 by repeating the question back."""
+    from sn1.rewards.spec import RewardSpec
+    from sn1.tasks.definitions import answer_given_away
+
+    maths = [RewardSpec("float_diff", 1.0)]
+    assert answer_given_away(maths, "17", "Need a hand with 54-37, what is it?")
+    assert answer_given_away(maths, "17", "What is 54 minus 37? I got 20.") is None
+    dates = [RewardSpec("date", 1.0)]
+    assert answer_given_away(dates, "7 June 1494", "Was the treaty signed on 7 June 1494 or later?")
+    assert answer_given_away(dates, "7 June 1494", "When was the Treaty of Tordesillas signed?") is None
+    assert answer_given_away([RewardSpec("diff", 1.0)], "x = 1", "x = 1") is None   # not an answer check
+
+
+def test_built_maths_and_date_tasks_never_give_their_answer_away():
+    """With an LLM that cannot play the user, the persona templates restate the problem
+    ("Need a hand with 54-37, what is it?"): such tasks must be refused, not sent."""
+    import random
+
+    from sn1.rewards.pipeline import REWARD_MODELS
+    from sn1.tasks import TaskError, build_task
+
+    class Assistant:                     # answers every prompt as the assistant would
+        name = "assistant"
+
+        def chat(self, messages, params):
+            return "I'm an AI assistant. How can I help you today?"
+
+        def stream(self, messages, params, cancel=None):
+            yield self.chat(messages, params)
+
+    rng = random.Random(4)
+    built = refused = 0
+    for i in range(120):
+        name = ("math", "date_qa")[i % 2]
+        try:
+            task = build_task(name, Assistant(), rng)
+        except TaskError as e:
+            refused += "gives the answer away" in str(e)
+            continue
+        built += 1
+        model = {"math": "float_diff", "date_qa": "date"}[name]
+        (echo,), _ = REWARD_MODELS[model](task.reference, [task.challenge], {})
+        assert echo < 0.999, (task.challenge, task.reference)
+    assert built >= 60 and refused >= 1
