@@ -29,8 +29,8 @@ EPOCH_LENGTH = 10     # the validator sets weights every 5 s
 MINERS = [
     ("smol-precise", "llama.cpp SmolLM2, t=0.2",
      ["--backend", "llamacpp", "--neuron.temperature", "0.2", "--neuron.max_tokens", "96"]),
-    ("smol-creative", "llama.cpp SmolLM2, t=0.9",
-     ["--backend", "llamacpp", "--neuron.temperature", "0.9", "--neuron.max_tokens", "96"]),
+    ("smol-long", "llama.cpp SmolLM2, t=0.3, long",
+     ["--backend", "llamacpp", "--neuron.temperature", "0.3", "--neuron.max_tokens", "192"]),
     ("echo", "echo (repeats the question)", ["--backend", "echo"]),
     ("phrase", "phrase (always the same text)",
      ["--backend", "phrase", "--neuron.phrase", "I am a miner and I always say this."]),
@@ -154,7 +154,7 @@ def run(args) -> int:
             "--neuron.full_path", full_path, "--neuron.max_steps", str(args.steps),
             "--neuron.timeout", str(args.timeout), "--neuron.epoch_length", str(EPOCH_LENGTH),
             "--neuron.sample_size", "50", "--neuron.axon_off", "--wandb.off",
-            "--neuron.query_max_tokens", "96", "--neuron.seed", str(args.seed),
+            "--neuron.query_max_tokens", "192", "--neuron.seed", str(args.seed),
         ], relay=relay)
         rc = vproc.wait()
         if rc != 0:
@@ -204,11 +204,12 @@ def print_leaderboard(chain, validator_uid, kinds, events_path, state_path) -> N
     rows, tasks = leaderboard_rows(chain, validator_uid, kinds, events_path, state_path)
     print()
     print("Leaderboard")
-    head = f"{'uid':>3}  {'miner':<32}" + "".join(f"{t[:12]:>13}" for t in tasks) + \
+    width = max([8] + [len(t) for t in tasks]) + 2
+    head = f"{'uid':>3}  {'miner':<32}" + "".join(f"{t:>{width}}" for t in tasks) + \
         f"{'score':>9}{'weight':>9}{'incentive':>11}"
     print(head)
     print("-" * len(head))
     for uid, kind, means, score, w, inc in rows:
-        cells = "".join(f"{'-' if means[t] is None else format(means[t], '.3f'):>13}" for t in tasks)
+        cells = "".join(f"{'-' if means[t] is None else format(means[t], '.3f'):>{width}}" for t in tasks)
         print(f"{uid:>3}  {kind:<32}{cells}{score:>9.4f}{w:>9.4f}{inc:>11.4f}")
     print()

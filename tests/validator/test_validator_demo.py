@@ -16,7 +16,7 @@ def test_demo_runs_a_subnet_and_prints_the_leaderboard(tmp_path):
     board = out[out.index("Leaderboard"):].splitlines()
     rows = [line for line in board[3:] if re.match(r"\s*\d+\s", line)]
     kinds = " ".join(rows)
-    for kind in ("llama.cpp SmolLM2, t=0.2", "llama.cpp SmolLM2, t=0.9", "echo", "phrase"):
+    for kind in ("llama.cpp SmolLM2, t=0.2", "llama.cpp SmolLM2, t=0.3, long", "echo", "phrase"):
         assert kind in kinds
     assert len(rows) == 4
     # score, weight, incentive are the last three columns; weights came from the chain.
