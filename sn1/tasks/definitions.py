@@ -287,7 +287,11 @@ TASKS: dict[str, TaskDef] = {t.name: t for t in (
             "wiki", (_rouge("rouge-l", 0.5), RewardSpec("relevance", 0.5)), (_rouge("rouge-1", 0.5),),
             make_summarization, static_query=True),
     TaskDef("math", "get help solving a math problem", "the answer to the following math question", "math",
-            (RewardSpec("float_diff", 1.0),), (), make_math, static_query=True, static_reference=True),
+            # Penalised for repeating the challenge, like qa and summarization (spec §7 has no
+            # penalty here): float_diff pays for any number of the right size, so an echo miner
+            # otherwise earns from the problem's own numbers.
+            (RewardSpec("float_diff", 1.0),), (_rouge("rouge-1", 0.5),), make_math,
+            static_query=True, static_reference=True),
     TaskDef("date_qa", "get help answering a specific date-based question",
             "the answer to the following date-based question", "wiki_dates",
             (RewardSpec("date", 1.0),), (), make_date_qa, static_query=True, static_reference=True),
