@@ -9,10 +9,10 @@ from sn1.validator.events import read_events
 
 def test_demo_runs_a_subnet_and_prints_the_leaderboard(tmp_path):
     path = tmp_path / "demo"
-    proc = run_sn1("demo", "--path", path, timeout=900, env={"DEMO_STEPS": "3"})
+    proc = run_sn1("demo", "--path", path, timeout=900)     # the default 10 steps, as `make demo`
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
-    assert "step 1 " in out and "step 3 " in out                       # progress while it runs
+    assert "step 1 " in out and "step 10 " in out                      # progress while it runs
     board = out[out.index("Leaderboard"):].splitlines()
     rows = [line for line in board[3:] if re.match(r"\s*\d+\s", line)]
     kinds = " ".join(rows)
@@ -23,8 +23,11 @@ def test_demo_runs_a_subnet_and_prints_the_leaderboard(tmp_path):
     weights = [float(r.split()[-2]) for r in rows]
     incentives = [float(r.split()[-1]) for r in rows]
     assert abs(sum(weights) - 1.0) < 0.01 and abs(sum(incentives) - 1.0) < 0.01
+    # Honest miners end above echo and phrase (rows are sorted by score).
+    order = [next(k for k in ("t=0.2", "t=0.3", "echo", "phrase") if k in r) for r in rows]
+    assert set(order[:2]) == {"t=0.2", "t=0.3"} and order[2:] == ["echo", "phrase"], "\n".join(rows)
     events = read_events(str(path / "validator" / "events.jsonl"))
-    assert [e["step"] for e in events] == [1, 2, 3]
+    assert [e["step"] for e in events] == list(range(1, 11))
     assert str(path / "validator" / "events.jsonl") in out
 
 
