@@ -139,6 +139,7 @@ def main() -> int:
         return 0
 
     from sn1.chain.base import Neuron
+    from sn1.testing import stop_processes
     m_max = max(args.miners)
     keys = [hotkey(i).ss58_address for i in range(m_max)]
     val = validator_key()
@@ -185,13 +186,7 @@ def main() -> int:
             print(json.dumps(rows))
         return 1 if any(r["not_ok"] for r in rows) else 0
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
 
 
 if __name__ == "__main__":

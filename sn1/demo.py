@@ -83,15 +83,9 @@ class Procs:
         return proc
 
     def stop(self) -> None:
-        for _, p in self.items:
-            if p.poll() is None:
-                p.terminate()
-        deadline = time.monotonic() + 10
-        for _, p in self.items:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
+        from .testing import stop_processes
+
+        stop_processes([p for _, p in self.items])
 
 
 def say(msg: str) -> None:

@@ -59,3 +59,17 @@ def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | Non
                 return
         time.sleep(0.05)
     raise AssertionError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def stop_processes(procs, timeout: float = 10.0) -> None:
+    """Terminate child processes, then kill those still alive after ``timeout`` seconds in all."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 from ..config import (DEFAULT_SANDBOX_PATH, add_logging_args, add_wallet_args, expand, flag, nest,
@@ -23,13 +22,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _tao(value: str, what: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{what} must be a number of TAO, got {value!r}") from None
-    if not math.isfinite(x) or x < 0:
-        raise UsageError(f"{what} must be a finite, non-negative number of TAO, got {value!r}")
-    return x
+    from .sandbox import parse_tao
+
+    return parse_tao(value, what, UsageError)
 
 
 def add_parser(subparsers) -> None:

@@ -94,13 +94,14 @@ def _keys(wallet) -> tuple[str, str]:
     return hotkey, coldkey
 
 
-def _amount(value, what: str = "stake") -> float:
+def parse_tao(value, what: str = "stake", error: type[Exception] = ChainError) -> float:
+    """A finite, non-negative amount of TAO, or ``error`` naming ``what``."""
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ChainError(f"{what} must be a number of TAO, got {value!r}") from None
+        raise error(f"{what} must be a number of TAO, got {value!r}") from None
     if not math.isfinite(x) or x < 0:
-        raise ChainError(f"{what} must be a finite, non-negative number of TAO, got {value!r}")
+        raise error(f"{what} must be a finite, non-negative number of TAO, got {value!r}")
     return x
 
 
@@ -346,7 +347,7 @@ class SandboxChain:
         """Register (or find) the wallet's hotkey; in a full subnet, replace the
         lowest-emission neuron past its immunity period."""
         hotkey, coldkey = _keys(wallet)
-        stake = _amount(stake)
+        stake = parse_tao(stake)
         with self._write() as (conn, sub, block):
             row = conn.execute("SELECT uid, coldkey FROM neurons WHERE netuid=? AND hotkey=?",
                                (self.netuid, hotkey)).fetchone()
@@ -386,7 +387,7 @@ class SandboxChain:
     def stake(self, wallet, amount: float) -> float:
         """Add ``amount`` TAO of stake to the wallet's hotkey; returns its new stake."""
         hotkey, _ = _keys(wallet)
-        amount = _amount(amount, "amount")
+        amount = parse_tao(amount, "amount")
         with self._write() as (conn, sub, block):
             uid = self._require_uid(conn, hotkey)
             conn.execute("UPDATE neurons SET stake=stake+? WHERE netuid=? AND uid=?", (amount, self.netuid, uid))

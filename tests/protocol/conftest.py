@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sn1.testing import ROOT, free_port, make_wallet, wait_for_port
+from sn1.testing import ROOT, free_port, make_wallet, stop_processes, wait_for_port
 
 
 @dataclass
@@ -106,10 +106,4 @@ def net(tmp_path_factory):
             wait_for_port(m.port, timeout=60, proc=m.proc)
         yield n
     finally:
-        for p in started:
-            p.terminate()
-        for p in started:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(started)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from sn1.chain.sandbox import SandboxChain
-from sn1.testing import ROOT, free_port, wait_for_port
+from sn1.testing import ROOT, free_port, stop_processes, wait_for_port
 
 
 @dataclass
@@ -59,10 +58,4 @@ def subnet(request, tmp_path, make_wallet, wallet_path):
         assert time.monotonic() < deadline, "miners never served their endpoints"
         time.sleep(0.1)
     yield net
-    for p in net.procs:
-        p.terminate()
-    for p in net.procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop_processes(net.procs)
