@@ -111,6 +111,10 @@ def _load_encoder(name: str | None, device: str):
         from sentence_transformers import SentenceTransformer
     except ImportError as e:  # pragma: no cover - part of the install
         raise UsageError(f"relevance model needs sentence-transformers: {e}") from e
+    # transformers draws a "Loading weights" bar on stderr, into every neuron's log.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     try:
         if name in _BUNDLED_ALIASES:
             path = bundled_model_path()
