@@ -50,6 +50,15 @@ def test_process_weights_normalises_and_respects_max_weight_limit():
     assert sum(w) == pytest.approx(1.0)
 
 
+def test_process_weights_takes_enough_uids_for_the_max_weight_limit():
+    # One good miner cannot take 100% under a 0.4 limit: at least 3 uids get weight.
+    u, w = weights.process_weights(np.array([0.0, 5.0, 0.0, 0.0]), Hyperparams(max_weight_limit=0.4))
+    assert u == [0, 1, 2, 3] and max(w) <= 0.4 + 1e-9 and sum(w) == pytest.approx(1.0)
+    assert w[1] == max(w)
+    with pytest.raises(ValueError):   # 2 uids can never stay under 0.4 each
+        weights.process_weights(np.array([1.0, 1.0]), Hyperparams(max_weight_limit=0.4))
+
+
 def test_process_weights_fills_when_too_few_nonzero():
     hp = Hyperparams(min_allowed_weights=3, max_weight_limit=1.0)
     u, w = weights.process_weights(np.array([0.0, 1.0, 0.0, float("nan")]), hp)
