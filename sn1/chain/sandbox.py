@@ -151,13 +151,14 @@ class SandboxChain:
         file = db_file(path)
         conn = _connect(file)
         try:
-            try:
-                fresh = not conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
-            except sqlite3.DatabaseError:
-                raise UsageError(f"{file} is not a sandbox state file (corrupted or foreign)") from None
+            fresh = not conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
             if fresh:   # WAL can only be switched on outside a transaction
                 conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise UsageError(f"{file} is not a sandbox state file (corrupted or foreign)") from None
+        exists = False
+        with _transaction(conn, "BEGIN IMMEDIATE", lambda e: UsageError(f"cannot initialise {file}: {e}")):
             if not conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -171,29 +172,17 @@ class SandboxChain:
                 if block_time is not None and float(block_time) != bt:
                     raise UsageError(f"sandbox at {path} runs {bt:g} s blocks; "
                                      f"--block-time {block_time:g} differs")
-                if conn.execute("SELECT 1 FROM subnets WHERE netuid=?", (netuid,)).fetchone():
-                    conn.execute("ROLLBACK")
-                    if exist_ok:
-                        return cls(path, netuid, clock=clock)
+                exists = conn.execute("SELECT 1 FROM subnets WHERE netuid=?", (netuid,)).fetchone()
+                if exists and not exist_ok:
                     raise UsageError(f"sandbox subnet {netuid} already initialised at {path}")
-            genesis, bt = _check_meta(conn, file)
-            block = int((clock() - genesis) / bt)
-            cols = HYPER_KEYS + SANDBOX_KEYS
-            conn.execute(
-                f"INSERT INTO subnets (netuid, {', '.join(cols)}, last_epoch) "
-                f"VALUES (?, {', '.join('?' * len(cols))}, ?)",
-                [netuid, *(hp[c] for c in cols), block - block % hp["tempo"]])
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise UsageError(f"cannot initialise {file}: {e}") from None
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
+            if not exists:
+                genesis, bt = _check_meta(conn, file)
+                block = int((clock() - genesis) / bt)
+                cols = HYPER_KEYS + SANDBOX_KEYS
+                conn.execute(
+                    f"INSERT INTO subnets (netuid, {', '.join(cols)}, last_epoch) "
+                    f"VALUES (?, {', '.join('?' * len(cols))}, ?)",
+                    [netuid, *(hp[c] for c in cols), block - block % hp["tempo"]])
         return cls(path, netuid, clock=clock)
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -204,22 +193,13 @@ class SandboxChain:
             raise UsageError(f"no sandbox at {self.path}: run `sn1 sandbox init --sandbox.path {self.path} "
                              f"--netuid {self.netuid}` first")
         conn = _connect(self.file)
-        try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        with _transaction(conn, "BEGIN IMMEDIATE" if write else "BEGIN", self._db_error):
             yield conn
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise ChainError(f"sandbox at {self.path} busy for {BUSY_TIMEOUT_S:g} s: {e}") from None
-            raise UsageError(f"{self.file} is not a sandbox state file (corrupted or foreign): {e}") from None
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
+
+    def _db_error(self, e: sqlite3.DatabaseError) -> Exception:
+        if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+            return ChainError(f"sandbox at {self.path} busy for {BUSY_TIMEOUT_S:g} s: {e}")
+        return UsageError(f"{self.file} is not a sandbox state file (corrupted or foreign): {e}")
 
     def _check(self, conn) -> tuple[float, float]:
         return _check_meta(conn, self.file)
@@ -454,6 +434,27 @@ class SandboxChain:
 
 
 # ---- validation helpers -------------------------------------------------------------------
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, begin: str,
+                 db_error: Callable[[sqlite3.DatabaseError], Exception]) -> Iterator[sqlite3.Connection]:
+    """One transaction on ``conn``: committed when the body ends, rolled back on any
+    error (SQLite's become ``db_error(e)``); the connection is closed either way."""
+    try:
+        conn.execute(begin)
+        yield conn
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as e:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise db_error(e) from None
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+
 
 def _check_meta(conn, file: str) -> tuple[float, float]:
     try:
