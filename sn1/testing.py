@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks: free ports, waiting for servers, running `sn1`.
+"""Helpers for tests, benchmarks and `sn1 demo`: wallets, free ports, waiting for servers, running `sn1`.
 
 (Kept in the package, like starlette.testclient, so every test folder and
 benchmark can import them.)
