@@ -9,7 +9,6 @@ Everything is real: separate processes talking signed HTTP on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -172,6 +171,7 @@ def leaderboard_rows(chain, validator_uid: int, kinds: dict[int, str], events_pa
     """Rows of (uid, kind, {task: mean reward}, score, weight on chain, incentive) and the task names."""
     import numpy as np
 
+    from .validator import state as state_mod
     from .validator.events import read_events
 
     per: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -181,8 +181,7 @@ def leaderboard_rows(chain, validator_uid: int, kinds: dict[int, str], events_pa
             tasks.append(ev["task"])
         for uid, r in zip(ev["uids"], ev["rewards"]):
             per[uid][ev["task"]].append(r or 0.0)
-    with open(state_path) as f:
-        scores = np.asarray(json.load(f)["scores"])
+    scores = state_mod.load(os.path.dirname(state_path)).scores
     weight = chain.weights().get(validator_uid, {})     # what the chain holds, not a recomputation
     mg = chain.metagraph()
     rows = []

@@ -57,14 +57,15 @@ class Task:
             "challenge": self.challenge,
             "persona": dict(self.persona),
             "context": self.context.to_dict(),
-            "rewards": [asdict(s) for s in self.rewards],
-            "penalties": [asdict(s) for s in self.penalties],
+            # Definitions; the validator's "rewards" key holds the scores.
+            "reward_models": [asdict(s) for s in self.rewards],
+            "penalty_models": [asdict(s) for s in self.penalties],
             "static_query": self.static_query,
             "static_reference": self.static_reference,
             "challenge_tries": self.challenge_tries,
             "challenge_rejections": list(self.challenge_rejections),
             "challenge_fallback": self.challenge_fallback,
-            "timings": dict(self.timings),
+            "task_timings": dict(self.timings),
             "extra": dict(self.extra),
         }
 

@@ -155,11 +155,6 @@ class Validator:
         )
         self.state.step += 1
 
-        task_event = task.to_event()
-        # The task's reward *definitions*; "rewards" in the event is the scores.
-        task_event["reward_models"] = task_event.pop("rewards", None)
-        task_event["penalty_models"] = task_event.pop("penalties", None)
-        task_event["task_timings"] = task_event.pop("timings", None)
         event = {
             "step": self.state.step,
             "block": mg.block,
@@ -169,7 +164,7 @@ class Validator:
             "task_time": t_task - t_start,
             "query_time": t_query - t_task,
             "score_time": t_score - t_query,
-            **task_event,
+            **task.to_event(),
             "uids": uids,
             "hotkeys": [mg.neurons[u].hotkey for u in uids],
             "completions": completions,
@@ -180,8 +175,7 @@ class Validator:
             "time_to_first_chunk": [r.time_to_first_chunk for r in results],
             "chunk_times": [r.chunk_times for r in results],
             "truncated": [r.truncated for r in results],
-            **rewards.to_event(),
-            "rewards": list(rewards.total),
+            **rewards.to_event(),      # "rewards" (totals), then every model's raw/normalised/timings
         }
         return event
 

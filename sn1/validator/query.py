@@ -65,7 +65,6 @@ class MinerResult:
     status_code: int | None = None     # HTTP status when a response arrived
     message: str = ""                  # why, when status != ok: one line of at most MAX_MESSAGE chars
     finish_reason: str | None = None   # the miner's: stop | length | timeout
-    time_to_first_chunk: float | None = None
     chunk_times: list[float] = field(default_factory=list)   # seconds since the request was sent
     chunk_tokens: list[int] = field(default_factory=list)
     process_time: float = 0.0
@@ -76,8 +75,12 @@ class MinerResult:
     def tokens(self) -> int:
         return sum(self.chunk_tokens)
 
+    @property
+    def time_to_first_chunk(self) -> float | None:
+        return self.chunk_times[0] if self.chunk_times else None
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "time_to_first_chunk": self.time_to_first_chunk}
 
 
 def body_for(messages: list[dict], params: GenParams | None, timeout: float) -> bytes:
@@ -184,8 +187,6 @@ class MinerClient:
             r.process_time = read.end
         elif t0 is not None:
             r.process_time = min(now() - t0, timeout) if r.status == "timeout" else now() - t0
-        if r.chunk_times:
-            r.time_to_first_chunk = r.chunk_times[0]
         return r
 
     async def _read(self, response: httpx.Response, r: MinerResult, read: "_Read", t0: float, now,

@@ -40,7 +40,7 @@ def pool():
 
 
 def _stable(event: dict) -> dict:
-    event = dict(event, timings=None)
+    event = dict(event, task_timings=None)
     event["context"] = dict(event["context"], stats={k: v for k, v in event["context"]["stats"].items()
                                                      if k != "fetch_time"})
     return event
@@ -65,7 +65,7 @@ def test_every_task_end_to_end_with_the_scripted_engine(pool, name):
         json.dumps(event)
         assert event["task"] == name and event["challenge"] == task.challenge
         assert event["reference"] == task.reference and event["persona"] == task.persona
-        assert set(event["timings"]) == {"context", "query_reference", "challenge"}
+        assert set(event["task_timings"]) == {"context", "query_reference", "challenge"}
         # The scripted persona never fails: the challenge is the persona's, not the fallback.
         assert task.challenge_fallback is None and task.challenge_tries >= 1
 

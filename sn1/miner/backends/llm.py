@@ -51,12 +51,13 @@ class _EngineMiner:
 
     async def generate(self, messages, params: GenParams):
         started = time.monotonic()
-        pieces: list[str] = []
+        pieces: list[str] | None = [] if self.requests is not None else None   # kept only to log
         status = "ok"
         stream = astream(self.engine, messages, params)
         try:
             async for piece in stream:
-                pieces.append(piece)
+                if pieces is not None:
+                    pieces.append(piece)
                 yield piece
         except LLMError as e:
             status = f"error: {e}"
