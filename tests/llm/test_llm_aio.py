@@ -80,7 +80,7 @@ async def test_aclose_stops_the_engine():
     assert await asyncio.to_thread(engine.done.wait, 2)
     n = engine.produced
     await asyncio.sleep(0.1)
-    assert engine.produced == n < 10_000
+    assert engine.produced == n <= 10 + 64 + 2     # stopped soon after the reader left
 
 
 async def test_engine_error_becomes_one_line_llm_error():
@@ -107,7 +107,7 @@ async def test_achat_cancelled_stops_generation():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await asyncio.to_thread(engine.done.wait, 2)
-    assert engine.produced < 10_000
+    assert engine.produced < 100                   # ~20 in the 0.1 s before the cancel
 
 
 async def test_concurrent_streams_are_independent():
