@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from contextlib import asynccontextmanager
 
 
 class QueueFull(Exception):
@@ -66,11 +65,3 @@ class PriorityGate:
         if len(self._heap) > 2 * self.waiting + 32:
             self._heap = [e for e in self._heap if not e[2].done()]
             heapq.heapify(self._heap)
-
-    @asynccontextmanager
-    async def slot(self, priority: float):
-        await self.acquire(priority)
-        try:
-            yield
-        finally:
-            self.release()

@@ -176,7 +176,6 @@ class _Generation:
         self.batch: list[str] = []
         self.text: list[str] = []        # non-streaming answers
         self.n = 0
-        self.first_piece_at: float | None = None
 
     async def run(self, send) -> str:
         agen = self.agen
@@ -186,8 +185,6 @@ class _Generation:
             async for piece in agen:
                 if not isinstance(piece, str):
                     raise TypeError(f"backend yielded {type(piece).__name__}, not str")
-                if self.first_piece_at is None:
-                    self.first_piece_at = time.monotonic()
                 self.n += 1
                 if self.encoder is None:
                     self.text.append(piece)
@@ -410,7 +407,7 @@ def build_app(backend, hotkey: str, view: MetagraphView, settings: MinerSettings
     async def health(request):
         return JSONResponse({"status": "ok", "hotkey": hotkey, "backend": chat.model,
                              "active": chat.gate.active, "waiting": chat.gate.waiting,
-                             "served": chat.stats.served})
+                             "served": chat.stats.served, "refused": chat.stats.refused})
 
     app = Starlette(routes=[Route(CHAT_PATH, chat, methods=["POST"]), Route(HEALTH_PATH, health)])
     app.state.chat = chat

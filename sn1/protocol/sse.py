@@ -58,8 +58,3 @@ class SSEParser:
         if data and sum(map(len, data)) > self.max_line:
             raise SSEError(f"an SSE event exceeded {self.max_line} bytes")
         return events
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held waiting for the end of a line or event."""
-        return len(self._tail) + sum(len(d) for d in self._data)

@@ -19,7 +19,6 @@ HEALTH_PATH = "/health"
 TIMEOUT_HEADER = "X-SN1-Timeout"
 FINISH_REASONS = ("stop", "length", "timeout")
 DONE = b"data: [DONE]\n\n"
-SSE_CONTENT_TYPE = "text/event-stream"
 
 
 class ProtocolError(Exception):

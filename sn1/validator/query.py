@@ -39,7 +39,6 @@ from ..protocol.wire import CHAT_PATH, ProtocolError, decode_chunk, request_body
 
 log = logging.getLogger("sn1.validator.query")
 
-STATUSES = ("ok", "timeout", "http_error", "connect_error", "protocol_error")
 DEFAULT_MAX_BYTES = 1 << 20        # per response: ~250k tokens of text, far past any max_tokens
 DEFAULT_MAX_CHUNKS = 16384
 MAX_EVENT_BYTES = 256 * 1024     # one SSE event; a batch of tokens is a few hundred bytes
@@ -61,7 +60,7 @@ class MinerResult:
     uid: int
     hotkey: str
     completion: str = ""
-    status: str = "connect_error"      # one of STATUSES
+    status: str = "connect_error"      # ok | timeout | http_error | connect_error | protocol_error
     status_code: int | None = None     # HTTP status when a response arrived
     message: str = ""                  # why, when status != ok: one line of at most MAX_MESSAGE chars
     finish_reason: str | None = None   # the miner's: stop | length | timeout

@@ -236,11 +236,15 @@ async def test_422_bad_timeout_header(net):
 
 
 async def test_refused_requests_do_no_work(net):
-    before = (await health(net, "echo"))["served"]
+    before = await health(net, "echo")
     await post(net, "echo", "stranger", body())
     await post(net, "echo", "high", body(), sign=False)
     await post(net, "echo", "high", b"{not json")
-    assert (await health(net, "echo"))["served"] == before
+    after = await health(net, "echo")
+    assert after["served"] == before["served"]
+    counted = {code: after["refused"].get(code, 0) - before["refused"].get(code, 0)
+               for code in ("401", "403", "400")}
+    assert counted == {"401": 1, "403": 1, "400": 1}
 
 
 # ---- slow clients (the "guard" miner: --neuron.body_timeout 2, --neuron.max_connections 3) ------

@@ -138,8 +138,10 @@ class RequestLog:
                   "n_tokens": n_pieces, "status": status}
         try:
             self._queue.put_nowait(record)
-        except queue.Full:
+        except queue.Full:   # wandb is behind: never slow the stream down for it
             self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                log.warning("wandb request log is behind: %d records dropped so far", self.dropped)
 
     def _write(self) -> None:
         while True:
