@@ -29,13 +29,20 @@ class PriorityGate:
         self._heap: list[tuple[float, int, asyncio.Future]] = []
         self._seq = itertools.count()
 
-    async def acquire(self, priority: float) -> None:
-        """Wait for a slot (QueueFull at once if the line is full); cancel-safe."""
+    def try_acquire(self) -> bool:
+        """Take a free slot at once (True), or say the caller must wait (False);
+        QueueFull if the line is already full."""
         if self.active < self.max_concurrent and self.waiting == 0:
             self.active += 1
-            return
+            return True
         if self.waiting >= self.max_queue:
             raise QueueFull(f"{self.active} generations running and {self.waiting} waiting")
+        return False
+
+    async def acquire(self, priority: float) -> None:
+        """Wait for a slot (QueueFull at once if the line is full); cancel-safe."""
+        if self.try_acquire():
+            return
         fut = asyncio.get_running_loop().create_future()
         heapq.heappush(self._heap, (-float(priority), next(self._seq), fut))
         self.waiting += 1

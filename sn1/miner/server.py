@@ -327,18 +327,17 @@ class ChatEndpoint:
     async def _admit(self, stake: float, deadline: float, watcher) -> int | None:
         """200 with a slot held, 429 line full, 503 deadline passed, None caller gone."""
         gate = self.gate
-        if gate.active < gate.max_concurrent and gate.waiting == 0:
-            gate.active += 1          # fast path: nobody waits, no task needed
-            return 200
-        if gate.waiting >= gate.max_queue:
+        try:
+            if gate.try_acquire():    # fast path: nobody waits, no task needed
+                return 200
+        except QueueFull:
             return 429
         acquire = asyncio.ensure_future(gate.acquire(stake))
         done, _ = await asyncio.wait({acquire, watcher}, timeout=max(0.0, deadline - time.monotonic()),
                                      return_when=asyncio.FIRST_COMPLETED)
         if acquire in done:
-            if acquire.exception() is not None:   # QueueFull
-                return 429
-            return 200
+            # The line may have filled up before acquire() first ran.
+            return 429 if acquire.exception() is not None else 200
         acquire.cancel()
         try:
             await acquire
