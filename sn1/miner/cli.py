@@ -24,24 +24,32 @@ log = logging.getLogger("sn1.miner")
 
 
 def add_server_args(parser: argparse.ArgumentParser) -> None:
-    """The framework's flags (the backend adds its own with ``add_args``)."""
+    """The framework's flags (the backend adds its own with ``add_args``).
+
+    Defaults come from MinerSettings, so the flags and the framework cannot drift apart.
+    """
+    from .server import MinerSettings
+
+    d = MinerSettings()
     flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
     flag(parser, "--axon.port", type=int, default=8091, help="port to listen on (0: any free port)")
     flag(parser, "--axon.external_ip", default=None,
          help="ip published on chain (default: --axon.ip, or 127.0.0.1 on sandbox/local)")
     flag(parser, "--axon.external_port", type=int, default=None,
          help="port published on chain (default: the listening port)")
-    flag(parser, "--neuron.streaming_batch_size", type=int, default=12, help="tokens per streamed chunk")
-    flag(parser, "--neuron.max_concurrent", type=int, default=4, help="generations running at once")
-    flag(parser, "--neuron.max_queue", type=int, default=64,
+    flag(parser, "--neuron.streaming_batch_size", type=int, default=d.streaming_batch_size,
+         help="tokens per streamed chunk")
+    flag(parser, "--neuron.max_concurrent", type=int, default=d.max_concurrent,
+         help="generations running at once")
+    flag(parser, "--neuron.max_queue", type=int, default=d.max_queue,
          help="requests waiting for a slot (served by caller stake); beyond: 429")
-    flag(parser, "--neuron.max_request_bytes", type=int, default=1 << 20,
+    flag(parser, "--neuron.max_request_bytes", type=int, default=d.max_request_bytes,
          help="largest request body accepted (413 beyond)")
-    flag(parser, "--neuron.body_timeout", type=float, default=5.0,
+    flag(parser, "--neuron.body_timeout", type=float, default=d.body_timeout,
          help="seconds a caller may take to send its request body (408 beyond)")
     flag(parser, "--neuron.max_connections", type=int, default=1024,
          help="connections served at once; a request on one more gets 503")
-    flag(parser, "--neuron.max_timeout", type=float, default=60.0,
+    flag(parser, "--neuron.max_timeout", type=float, default=d.max_timeout,
          help="seconds a generation may run when the caller names no timeout, and at most")
     flag(parser, "--neuron.metagraph_refresh", type=float, default=60.0,
          help="seconds between metagraph refreshes (registration and stake of callers)")
