@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..datasets import Context
+from ..errors import one_line
 from ..llm.base import Engine, GenParams, LLMError
 from ..rewards.spec import RewardSpec
 from .clean import clean
@@ -18,12 +19,6 @@ class TaskError(Exception):
 
     The message is one line (the CLI prints it as ``error: ...``).
     """
-
-
-def one_line(e: BaseException | str) -> str:
-    """An error's text on one line (engines' messages may carry tracebacks or newlines)."""
-    text = " ".join(str(e).split())
-    return text or (type(e).__name__ if isinstance(e, BaseException) else "")
 
 
 @dataclass

@@ -95,7 +95,8 @@ def sample_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--n must be between 1 and {MAX_N}, got {args.n}")
 
     from .. import datasets, llm
-    from .base import TaskError, one_line
+    from ..errors import one_line
+    from .base import TaskError
     from .definitions import build_task
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)

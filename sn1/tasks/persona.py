@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from ..llm.base import Engine, GenParams, LLMError
-from .base import TaskError, one_line
+from ..errors import one_line
+from .base import TaskError
 from .clean import clean
 
 PROFILES = ("student", "teacher", "parent", "hacker", "programmer", "scientist")

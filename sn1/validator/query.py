@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 
 import httpx
 
+from ..errors import one_line
 from ..llm.base import GenParams
 from ..protocol.auth import hotkey_signer, sign_headers
 from ..protocol.sse import SSEError, SSEParser
@@ -180,7 +181,7 @@ class MinerClient:
             log.debug("query of uid %s failed", neuron.uid, exc_info=True)
             r.status, r.message = "protocol_error", f"{type(e).__name__}: {e}"
         if r.message:
-            r.message = one_line(r.message)
+            r.message = one_line(r.message, MAX_MESSAGE)
         r.completion = "".join(read.parts)
         if read.complete:
             r.process_time = read.end
@@ -269,14 +270,6 @@ def _call(on_chunk, r, content, t) -> None:
         on_chunk(r, content, t)
     except Exception:   # a display callback must not fail a miner's result
         log.exception("on_chunk callback failed")
-
-
-def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` as one printable line of at most ``limit`` chars: a miner's error body may be
-    huge, multi-line or full of terminal escapes, and messages end up in logs and tables."""
-    text = "".join(c if c.isprintable() else " " for c in text[:limit * 4])
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 async def _error_message(response: httpx.Response) -> str:
