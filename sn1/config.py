@@ -115,7 +115,8 @@ def setup_logging(config: SimpleNamespace) -> None:
     )
     # Third-party chatter stays at WARNING unless tracing.
     if level > TRACE:
-        for noisy in ("httpx", "httpcore", "urllib3", "uvicorn.access", "bittensor"):
+        for noisy in ("httpx", "httpcore", "urllib3", "uvicorn.access", "bittensor",
+                      "sentence_transformers", "transformers"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -95,18 +95,15 @@ def test_weights_refused_again_and_again_do_not_stop_the_loop(subnet, tmp_path):
     full = tmp_path / "v"
     proc = subprocess.run(
         subnet.validator_cmd("--neuron.full_path", str(full), "--neuron.max_steps", "4",
-                             "--neuron.epoch_length", "1", "--neuron.weights_retry_base", "0",
+                             "--neuron.epoch_length", "0", "--neuron.weights_retry_base", "0",
                              "--wandb.off"),
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert [e["step"] for e in read_events(str(full / "events.jsonl"))] == [1, 2, 3, 4]
     assert out.count("sn1.validator: set weights at block") == 1, out
-    # Rounds after the first success are refused in a row (one may fall in the same block as
-    # the success and not try at all), and the loop still ran all its steps.
-    import re
-    in_a_row = [int(n) for n in re.findall(r"set_weights failed \((\d+) in a row\)", out)]
-    assert in_a_row and in_a_row == list(range(1, len(in_a_row) + 1)) and in_a_row[-1] >= 2, out
+    # epoch_length 0: every round tries; all after the first are refused, and the loop went on.
+    assert "set_weights failed (3 in a row)" in out, out
 
 
 def test_unreachable_chain_and_unregistered_hotkey_are_one_line_errors(subnet, tmp_path, make_wallet):
