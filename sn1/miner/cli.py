@@ -38,7 +38,9 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--axon.external_port", type=int, default=None,
          help="port published on chain (default: the listening port)")
     flag(parser, "--neuron.streaming_batch_size", type=int, default=d.streaming_batch_size,
-         help="tokens per streamed chunk")
+         help="most tokens per streamed chunk (the first token is always sent alone, at once)")
+    flag(parser, "--neuron.streaming_interval", type=float, default=d.streaming_interval,
+         help="seconds a chunk may wait for more tokens before it is sent")
     flag(parser, "--neuron.max_concurrent", type=int, default=d.max_concurrent,
          help="generations running at once")
     flag(parser, "--neuron.max_queue", type=int, default=d.max_queue,
@@ -193,7 +195,7 @@ def settings_check(config) -> None:
                       ("max_request_bytes", 1), ("max_connections", 1)):
         if get(config, f"neuron.{name}") < low:
             raise UsageError(f"--neuron.{name} must be >= {low}")
-    for name in ("max_timeout", "metagraph_refresh", "body_timeout"):
+    for name in ("max_timeout", "metagraph_refresh", "body_timeout", "streaming_interval"):
         if not get(config, f"neuron.{name}") > 0:
             raise UsageError(f"--neuron.{name} must be > 0")
 

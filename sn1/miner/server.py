@@ -5,8 +5,11 @@ refusal before any work: btauth/1 headers present (401), body size while
 reading it (413), the whole body within ``body_timeout`` (408), signature /
 freshness / replay / receiver (401), caller registered and, if required,
 holding a validator permit (403), body valid (400/422), a generation slot
-(429 when the line is full). Then the backend's async generator is streamed
-in batches of ``streaming_batch_size`` pieces until it ends (``stop``),
+(429 when the line is full). Then the backend's async generator is streamed: the
+first piece goes out alone, at once (time to first token is what a reader sees),
+then pieces are batched up to ``streaming_batch_size`` or until the batch has
+waited ``streaming_interval`` seconds, whichever comes first,
+as chunks until it ends (``stop``),
 reaches ``max_tokens`` (``length``) or the caller's deadline passes
 (``timeout``). When the stream ends for any reason — done,
 deadline, client gone, error — the generator is closed (``aclose``) before the
@@ -48,6 +51,7 @@ class MinerSettings:
     """The framework's knobs (from ``--neuron.*`` / ``--blacklist.*``, see cli.add_server_args)."""
 
     streaming_batch_size: int = 12
+    streaming_interval: float = 0.1     # seconds a started batch may wait for more pieces
     max_concurrent: int = 4
     max_queue: int = 64
     max_request_bytes: int = 1 << 20
@@ -67,7 +71,7 @@ class MinerSettings:
         from ..config import get
 
         s = cls()
-        for name in ("streaming_batch_size", "max_concurrent", "max_queue", "max_request_bytes",
+        for name in ("streaming_batch_size", "streaming_interval", "max_concurrent", "max_queue", "max_request_bytes",
                      "body_timeout", "max_timeout", "max_tokens", "temperature", "top_p", "top_k"):
             setattr(s, name, get(config, f"neuron.{name}", getattr(s, name)))
         prompt = get(config, "neuron.system_prompt", s.system_prompt)
@@ -166,11 +170,18 @@ async def _wait_disconnect(receive) -> None:
 
 class _Generation:
     """One backend generation, batched into chunks; its state survives cancellation so the
-    handler can flush what was generated before the deadline."""
+    handler can flush what was generated before the deadline.
 
-    def __init__(self, agen, batch_size: int, max_tokens: int, encoder: ChunkEncoder | None):
+    The first piece is sent on its own as soon as it exists; later pieces are
+    batched until ``batch_size`` pieces or until the batch is ``interval``
+    seconds old (checked as pieces arrive), whichever comes first.
+    """
+
+    def __init__(self, agen, batch_size: int, max_tokens: int, encoder: ChunkEncoder | None,
+                 interval: float = 0.1):
         self.agen = agen
         self.batch_size = batch_size
+        self.interval = interval
         self.max_tokens = max_tokens
         self.encoder = encoder
         self.batch: list[str] = []
@@ -179,6 +190,8 @@ class _Generation:
 
     async def run(self, send) -> str:
         agen = self.agen
+        clock = time.monotonic
+        started = 0.0                    # when the pending batch got its first piece
         try:
             if self.max_tokens <= 0:
                 return "length"
@@ -189,13 +202,16 @@ class _Generation:
                 if self.encoder is None:
                     self.text.append(piece)
                 else:
-                    self.batch.append(piece)
-                    if len(self.batch) >= self.batch_size:
-                        data = self.encoder.chunk("".join(self.batch), len(self.batch))
+                    batch = self.batch
+                    if not batch:
+                        started = clock()
+                    batch.append(piece)
+                    if self.n == 1 or len(batch) >= self.batch_size or clock() - started >= self.interval:
+                        data = self.encoder.chunk("".join(batch), len(batch))
                         await send({"type": "http.response.body", "body": data, "more_body": True})
                         # Cleared only after send returned: a send cancelled while waiting for the
                         # socket wrote nothing, and the batch is flushed with the last chunk.
-                        self.batch.clear()
+                        batch.clear()
                 if self.n >= self.max_tokens:
                     return "length"
             return "stop"
@@ -350,7 +366,7 @@ class ChatEndpoint:
                         watcher, *, caller: str, uid, t_arrival: float) -> None:
         encoder = ChunkEncoder(self.model) if stream else None
         gen = _Generation(self.backend.generate(messages, params), self.settings.streaming_batch_size,
-                          params.max_tokens, encoder)
+                          params.max_tokens, encoder, self.settings.streaming_interval)
         if stream:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         pump = asyncio.ensure_future(gen.run(send))
