@@ -2,6 +2,8 @@
 
     python scripts/client.py --uids 1 2 --wallet_name W --hotkey H --message "..." [--netuid 102 --network test]
 
+(defaults, as for every command: --netuid 1 --network finney)
+
 Queries the uids from a *different* registered hotkey (a miner refuses
 unregistered callers, and a hotkey cannot query itself), prints every chunk
 as it arrives with its latency, then per uid its status and times.
@@ -14,13 +16,14 @@ import asyncio
 import json
 import sys
 
-from .config import (DEFAULT_SANDBOX_PATH, DEFAULT_WALLET_PATH, OneLineErrorParser, add_logging_args, nest,
-                     one_line_errors, setup_logging)
+from .config import (DEFAULT_NETUID, DEFAULT_NETWORK, DEFAULT_SANDBOX_PATH, DEFAULT_WALLET_PATH, NETUID, NETWORKS,
+                     UID, OneLineErrorParser, add_logging_args, at_least, nest, one_line_errors, positive,
+                     setup_logging)
 from .errors import UsageError
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--uids", type=int, nargs="+", required=True, help="miner uids to query")
+    p.add_argument("--uids", type=UID, nargs="+", required=True, help="miner uids to query")
     p.add_argument("--wallet_name", "--wallet.name", dest="wallet.name", default="default",
                    help="wallet (coldkey) of the querying hotkey")
     p.add_argument("--hotkey", "--wallet.hotkey", dest="wallet.hotkey", default="default",
@@ -29,15 +32,15 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--message", default="What is the meaning of life?", help="what to ask")
     p.add_argument("--role", default="user", choices=["user", "system", "assistant"],
                    help="role of the message")
-    p.add_argument("--netuid", type=int, default=102, help="subnet uid")
-    p.add_argument("--network", "--subtensor.network", dest="subtensor.network", default="test",
-                   help="finney | test | local | sandbox")
+    p.add_argument("--netuid", type=NETUID, default=DEFAULT_NETUID, help="subnet uid (102: the streaming testnet)")
+    p.add_argument("--network", "--subtensor.network", dest="subtensor.network", default=DEFAULT_NETWORK,
+                   choices=NETWORKS, help="finney | test | local | sandbox")
     p.add_argument("--subtensor.chain_endpoint", dest="subtensor.chain_endpoint", default=None,
                    help="websocket endpoint of a subtensor node")
     p.add_argument("--sandbox.path", dest="sandbox.path", default=DEFAULT_SANDBOX_PATH,
                    help="sandbox chain folder (with --network sandbox)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds each miner may stream")
-    p.add_argument("--max_tokens", type=int, default=256, help="max_tokens asked of the miners")
+    p.add_argument("--timeout", type=positive(), default=10.0, help="seconds each miner may stream")
+    p.add_argument("--max_tokens", type=at_least(1), default=256, help="max_tokens asked of the miners")
     p.add_argument("--json", action="store_true", help="print one JSON result per uid instead of text")
     add_logging_args(p)
 
@@ -70,10 +73,6 @@ def run(config) -> int:
     from .llm.base import GenParams
 
     setup_logging(config)
-    if not config.timeout > 0:
-        raise UsageError("--timeout must be > 0")
-    if config.max_tokens < 1:
-        raise UsageError("--max_tokens must be >= 1")
     wallet = load_wallet(config)
     try:
         mg = connect(config).metagraph()
@@ -85,8 +84,12 @@ def run(config) -> int:
         if not 0 <= uid < mg.n:
             raise UsageError(f"uid {uid} is not on netuid {config.netuid} (uids 0..{mg.n - 1})")
         if mg.neurons[uid].hotkey == me:
-            raise UsageError(f"uid {uid} is your own hotkey; query it from a different hotkey")
+            print(f"note: skipping uid {uid}: it is your own hotkey (query it from a different one)",
+                  file=sys.stderr)
+            continue
         targets.append(mg.neurons[uid])
+    if not targets:
+        raise UsageError("nothing to query: every uid given is your own hotkey")
     messages = [{"role": config.role, "content": config.message}]
     params = GenParams(max_tokens=config.max_tokens)
     results = asyncio.run(_query(wallet, targets, messages, params, config.timeout, quiet=config.json))

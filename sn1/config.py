@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from types import SimpleNamespace
@@ -16,19 +17,102 @@ from typing import Any, Sequence
 
 DEFAULT_WALLET_PATH = "~/.bittensor/wallets"
 DEFAULT_SANDBOX_PATH = "~/.sn1/sandbox"
+# One set of defaults for every command (neurons, client, sandbox, gateway).
+DEFAULT_NETUID = 1
+DEFAULT_NETWORK = "finney"
+NETWORKS = ("finney", "test", "local", "sandbox")
+
+
+class Bounded:
+    """An argparse ``type`` that parses a number and checks its range at start.
+
+    A bad value is one line naming the flag and the allowed range (argparse adds the
+    flag: ``argument --neuron.timeout: must be > 0, got -5``) and exit 2, before any work.
+    """
+
+    def __init__(self, kind: type, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False, note: str = ""):
+        self.kind, self.low, self.high = kind, low, high
+        self.low_open, self.high_open, self.note = low_open, high_open, note
+        self.__name__ = kind.__name__      # argparse names the type in its own messages
+
+    def describe(self) -> str:
+        fmt = (lambda v: str(int(v))) if self.kind is int else (lambda v: f"{v:g}")
+        lo, hi = (None if v is None else fmt(v) for v in (self.low, self.high))
+        if lo is not None and hi is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            text = f"in {left}{lo}, {hi}{right}"
+        elif lo is not None:
+            text = f"{'>' if self.low_open else '>='} {lo}"
+        elif hi is not None:
+            text = f"{'<' if self.high_open else '<='} {hi}"
+        else:
+            text = "a finite number"
+        return text + (f" ({self.note})" if self.note else "")
+
+    def __call__(self, text: str):
+        what = "an integer" if self.kind is int else "a number"
+        try:
+            value = self.kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {what} {self.describe()}, got {text!r}") from None
+        if not math.isfinite(value) or \
+                (self.low is not None and (value <= self.low if self.low_open else value < self.low)) or \
+                (self.high is not None and (value >= self.high if self.high_open else value > self.high)):
+            raise argparse.ArgumentTypeError(f"must be {self.describe()}, got {text}")
+        return value
+
+
+def positive(kind: type = float) -> Bounded:
+    return Bounded(kind, 0, low_open=True)
+
+
+def at_least(low: float, kind: type = int, note: str = "") -> Bounded:
+    return Bounded(kind, low, note=note)
+
+
+def fraction(low_open: bool = False) -> Bounded:
+    """A probability-like value in [0, 1] (or (0, 1])."""
+    return Bounded(float, 0, 1, low_open=low_open)
+
+
+PORT = Bounded(int, 1, 65535)
+LISTEN_PORT = Bounded(int, 0, 65535, note="0: any free port")
+NETUID = Bounded(int, 0, 65535)
+SEED = Bounded(int, 0, 2**32 - 1)
+UID = Bounded(int, 0, 65535)
 
 
 def flag(parser: argparse.ArgumentParser, name: str, **kw: Any) -> None:
-    """Add ``--a.b`` stored under dest ``a.b`` (ignored if already defined)."""
+    """Add ``--a.b`` stored under dest ``a.b`` (ignored if already defined).
+
+    Numeric flags must carry a range (a ``Bounded`` type): tests/test_flags.py checks
+    that every numeric flag of every command refuses out-of-range values.
+    """
     if any(name in a.option_strings for a in parser._actions):
         return
     parser.add_argument(name, dest=name.lstrip("-"), **kw)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every flag's default (not for flags whose default is None or False)."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        if "%(default)" in help_text or action.default is None or action.default is False \
+                or action.default == argparse.SUPPRESS or not action.option_strings:
+            return help_text
+        return help_text + " (default: %(default)s)"
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """An ArgumentParser whose mistakes print one line, ``error: PROG: MESSAGE``, and exit 2
-    (like every other bad input) instead of the whole usage; ``--help`` still prints full help.
-    Sub-parsers made through its ``add_subparsers()`` are of this class too."""
+    (like every other bad input) instead of the whole usage; ``--help`` still prints full help,
+    with defaults. Sub-parsers made through its ``add_subparsers()`` are of this class too."""
+
+    def __init__(self, *args, **kw):
+        kw.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kw)
 
     def error(self, message: str):
         one_line_error(self, message)
@@ -51,9 +135,9 @@ def add_wallet_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--wallet.path", default=DEFAULT_WALLET_PATH, help="wallets folder")
 
 
-def add_chain_args(parser: argparse.ArgumentParser, default_netuid: int = 1) -> None:
-    flag(parser, "--netuid", type=int, default=default_netuid, help="subnet uid")
-    flag(parser, "--subtensor.network", default="finney",
+def add_chain_args(parser: argparse.ArgumentParser, default_netuid: int = DEFAULT_NETUID) -> None:
+    flag(parser, "--netuid", type=NETUID, default=default_netuid, help="subnet uid")
+    flag(parser, "--subtensor.network", default=DEFAULT_NETWORK, choices=NETWORKS,
          help="finney | test | local | sandbox")
     flag(parser, "--subtensor.chain_endpoint", default=None,
          help="websocket endpoint of a subtensor node (overrides the network's)")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import defaultdict
 
-from .config import expand
+from .config import SEED, at_least, expand, positive
 
 NETUID = 1
 BLOCK_TIME = 0.5      # seconds per sandbox block: a 100-block epoch in under a minute
@@ -39,12 +39,12 @@ MINERS = [
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("demo", help="run a whole subnet on this machine and print a leaderboard",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=int(os.environ.get("DEMO_STEPS", 10)),
-                   help="validator steps (default: $DEMO_STEPS or 10)")
+    p.add_argument("--steps", type=at_least(1), default=int(os.environ.get("DEMO_STEPS", 10)),
+                   help="validator steps ($DEMO_STEPS or 10)")
     p.add_argument("--path", default="~/.sn1/demo", help="folder for the demo's chain, wallets and logs "
                    "(wiped at start)")
-    p.add_argument("--timeout", type=float, default=12.0, help="validator timeout per step (seconds)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the validator's task and miner choices")
+    p.add_argument("--timeout", type=positive(), default=12.0, help="validator timeout per step (seconds)")
+    p.add_argument("--seed", type=SEED, default=1, help="seed of the validator's task and miner choices")
     p.set_defaults(func=run)
     return p
 

@@ -9,22 +9,17 @@ import argparse
 import json
 import sys
 
-from ..config import (DEFAULT_SANDBOX_PATH, add_logging_args, add_wallet_args, expand, flag, nest,
-                      one_line_errors, setup_logging)
+from ..config import (DEFAULT_NETUID, DEFAULT_SANDBOX_PATH, NETUID, UID, Bounded, add_logging_args,
+                      add_wallet_args, at_least, expand, flag, fraction, nest, one_line_errors, positive,
+                      setup_logging)
 from ..errors import UsageError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    flag(p, "--netuid", type=int, default=1, help="subnet uid (default 1)")
+    flag(p, "--netuid", type=NETUID, default=DEFAULT_NETUID, help="subnet uid")
     flag(p, "--sandbox.path", default=DEFAULT_SANDBOX_PATH,
-         help=f"folder holding the sandbox state (default {DEFAULT_SANDBOX_PATH})")
+         help="folder holding the sandbox state")
     add_logging_args(p)
-
-
-def _tao(value: str, what: str) -> float:
-    from .sandbox import parse_tao
-
-    return parse_tao(value, what, UsageError)
 
 
 def add_parser(subparsers) -> None:
@@ -37,40 +32,41 @@ def add_parser(subparsers) -> None:
     p = sub.add_parser("init", help="create a sandbox subnet")
     one_line_errors(p)
     _common(p)
-    p.add_argument("--tempo", type=int, default=None, help="blocks between consensus epochs (default 100)")
-    p.add_argument("--block-time", type=float, default=None, help="seconds per block (default 12)")
-    p.add_argument("--max-uids", type=int, default=None, help="uids in the subnet (default 256)")
-    p.add_argument("--max-validators", type=int, default=None, help="validator permits, top-K stake (default 64)")
-    p.add_argument("--immunity-period", type=int, default=None,
+    p.add_argument("--tempo", type=at_least(1), default=None, help="blocks between consensus epochs (default 100)")
+    p.add_argument("--block-time", type=positive(), default=None, help="seconds per block (default 12)")
+    p.add_argument("--max-uids", type=Bounded(int, 1, 65535), default=None, help="uids in the subnet (default 256)")
+    p.add_argument("--max-validators", type=at_least(0), default=None, help="validator permits, top-K stake (default 64)")
+    p.add_argument("--immunity-period", type=at_least(0), default=None,
                    help="blocks a new registration cannot be replaced (default 5000)")
-    p.add_argument("--min-allowed-weights", type=int, default=None, help="default 1")
-    p.add_argument("--max-weight-limit", type=float, default=None, help="max share of one uid, 0..1 (default 1)")
-    p.add_argument("--weights-rate-limit", type=int, default=None,
+    p.add_argument("--min-allowed-weights", type=at_least(0), default=None,
+                   help="fewest uids a validator must weigh (default 1)")
+    p.add_argument("--max-weight-limit", type=fraction(low_open=True), default=None, help="max share of one uid, 0..1 (default 1)")
+    p.add_argument("--weights-rate-limit", type=at_least(0), default=None,
                    help="blocks between two set_weights of one hotkey (default 100)")
-    p.add_argument("--emission-per-block", type=float, default=None, help="TAO emitted per block (default 1)")
+    p.add_argument("--emission-per-block", type=at_least(0, float), default=None, help="TAO emitted per block (default 1)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("register", help="register a wallet's hotkey; prints its uid")
     one_line_errors(p)
     _common(p)
     add_wallet_args(p)
-    p.add_argument("--stake", default="0", help="TAO staked to the hotkey on registration (default 0)")
+    p.add_argument("--stake", type=at_least(0, float), default=0.0, help="TAO staked to the hotkey on registration")
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("stake", help="add stake to a registered hotkey")
     one_line_errors(p)
     _common(p)
     add_wallet_args(p)
-    p.add_argument("--amount", required=True, help="TAO to add")
+    p.add_argument("--amount", type=at_least(0, float), required=True, help="TAO to add")
     p.set_defaults(func=cmd_stake)
 
     p = sub.add_parser("set-weights", help="set a validator hotkey's weights (what a validator does each epoch)")
     one_line_errors(p)
     _common(p)
     add_wallet_args(p)
-    p.add_argument("--uids", nargs="+", required=True, help="uids to weigh")
-    p.add_argument("--weights", nargs="+", required=True, help="one non-negative weight per uid")
-    p.add_argument("--version-key", type=int, default=0, help="weights version key (default 0)")
+    p.add_argument("--uids", nargs="+", type=UID, required=True, help="uids to weigh")
+    p.add_argument("--weights", nargs="+", type=at_least(0, float), required=True, help="one non-negative weight per uid")
+    p.add_argument("--version-key", type=Bounded(int, 0, 2**64 - 1), default=0, help="weights version key")
     p.set_defaults(func=cmd_set_weights)
 
     p = sub.add_parser("metagraph", help="print the subnet's neurons (like `btcli subnets metagraph`)")
@@ -123,7 +119,7 @@ def cmd_init(config) -> int:
 def cmd_register(config) -> int:
     from . import load_wallet
 
-    stake = _tao(config.stake, "--stake")
+    stake = config.stake
     chain = _chain(config)
     wallet = load_wallet(config)
     reg = chain.register_neuron(wallet, stake)
@@ -140,7 +136,7 @@ def cmd_register(config) -> int:
 def cmd_stake(config) -> int:
     from . import load_wallet
 
-    amount = _tao(config.amount, "--amount")
+    amount = config.amount
     if amount == 0:
         raise UsageError("--amount must be greater than 0")
     chain = _chain(config)
@@ -154,14 +150,7 @@ def cmd_stake(config) -> int:
 def cmd_set_weights(config) -> int:
     from . import load_wallet
 
-    try:
-        uids = [int(u) for u in config.uids]
-    except ValueError:
-        raise UsageError(f"--uids must be integers, got {' '.join(config.uids)}") from None
-    try:
-        weights = [float(w) for w in config.weights]
-    except ValueError:
-        raise UsageError(f"--weights must be numbers, got {' '.join(config.weights)}") from None
+    uids, weights = config.uids, config.weights
     chain = _chain(config)
     wallet = load_wallet(config)
     chain.set_weights(wallet, uids, weights, version_key=config.version_key)

@@ -16,7 +16,7 @@ import argparse
 import functools
 import threading
 
-from ..config import flag, get
+from ..config import flag, get, positive
 from .base import Context, Dataset, DatasetError, SourceError, WithFallback
 
 __all__ = ["Context", "Dataset", "DatasetError", "SourceError", "WithFallback", "NAMES",
@@ -68,11 +68,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--neuron.live_data", action="store_true",
          help="ground tasks in live Wikipedia (and HF code with sn1[live]); offline material if the network fails")
     flag(parser, "--data.wikipedia_api", default=DEFAULT_WIKIPEDIA_API, help="MediaWiki API URL")
-    flag(parser, "--data.timeout", type=float, default=5.0, help="seconds per live request")
-    flag(parser, "--data.deadline", type=float, default=10.0, help="seconds to fetch one live sample")
+    flag(parser, "--data.timeout", type=positive(), default=5.0, help="seconds per live request")
+    flag(parser, "--data.deadline", type=positive(), default=10.0, help="seconds to fetch one live sample")
     flag(parser, "--data.cache_dir", default=None, help="folder caching live pages on disk (memory only if unset)")
-    flag(parser, "--data.cache_max_mb", type=float, default=256.0,
-         help="size cap of --data.cache_dir in MiB; least recently used pages are evicted (default 256)")
+    flag(parser, "--data.cache_max_mb", type=positive(), default=256.0,
+         help="size cap of --data.cache_dir in MiB; least recently used pages are evicted")
     flag(parser, "--data.hf_code_dataset", default=DEFAULT_HF_CODE, help="Hugging Face code dataset (live)")
 
 

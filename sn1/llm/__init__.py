@@ -16,7 +16,7 @@ import argparse
 import inspect
 from types import SimpleNamespace
 
-from ..config import flag, get
+from ..config import SEED, Bounded, at_least, flag, fraction, get, positive
 from ..errors import UsageError
 from ..registry import resolve
 from .base import DEFAULT_SYSTEM_PROMPT, Engine, GenParams, LLMError, Messages
@@ -70,27 +70,27 @@ def add_engine_args(parser: argparse.ArgumentParser, prefix: str = "llm", engine
     flag(parser, p + "base_url", default=None,
          help="openai: base URL of an OpenAI-compatible API (vLLM server, llama.cpp server...); "
               "default https://api.openai.com/v1")
-    flag(parser, p + "api_timeout", type=float, default=30.0,
+    flag(parser, p + "api_timeout", type=positive(), default=30.0,
          help="openai: seconds to wait for the API to connect or to send the next bytes of a stream")
     flag(parser, p + "device", default="cpu", help="hf: torch device (cpu, cuda, cuda:1, auto)")
     flag(parser, p + "load_in_8bit", action="store_true", help="hf: load the model in 8 bit (bitsandbytes, GPU)")
     flag(parser, p + "load_in_4bit", action="store_true", help="hf: load the model in 4 bit (bitsandbytes, GPU)")
-    flag(parser, p + "gpu_memory_utilization", type=float, default=0.9,
+    flag(parser, p + "gpu_memory_utilization", type=fraction(low_open=True), default=0.9,
          help="vllm: fraction of the GPU memory vLLM may take (pick GPUs with CUDA_VISIBLE_DEVICES)")
-    flag(parser, p + "n_ctx", type=int, default=2048, help="llamacpp: context length in tokens")
-    flag(parser, p + "n_threads", type=int, default=None, help="llamacpp: CPU threads per generation")
-    flag(parser, p + "parallel", type=int, default=1,
+    flag(parser, p + "n_ctx", type=at_least(16), default=2048, help="llamacpp: context length in tokens")
+    flag(parser, p + "n_threads", type=at_least(1), default=None, help="llamacpp: CPU threads per generation")
+    flag(parser, p + "parallel", type=at_least(1), default=1,
          help="llamacpp: model contexts, i.e. generations that may run at once (more wait their turn)")
 
 
 def add_sampling_args(parser: argparse.ArgumentParser, prefix: str = "llm") -> None:
     """The default sampling parameters (spec defaults: 256 tokens, 0.7, top_k 50, top_p 0.95)."""
     p = f"--{prefix}."
-    flag(parser, p + "max_tokens", type=int, default=256, help="most tokens generated per answer")
-    flag(parser, p + "temperature", type=float, default=0.7, help="sampling temperature (0 = greedy)")
-    flag(parser, p + "top_k", type=int, default=50, help="top-k sampling")
-    flag(parser, p + "top_p", type=float, default=0.95, help="nucleus sampling")
-    flag(parser, p + "seed", type=int, default=None, help="sampling seed (llamacpp, openai, vllm)")
+    flag(parser, p + "max_tokens", type=at_least(1), default=256, help="most tokens generated per answer")
+    flag(parser, p + "temperature", type=Bounded(float, 0, 2), default=0.7, help="sampling temperature (0 = greedy)")
+    flag(parser, p + "top_k", type=at_least(0), default=50, help="top-k sampling (0 = off)")
+    flag(parser, p + "top_p", type=fraction(low_open=True), default=0.95, help="nucleus sampling")
+    flag(parser, p + "seed", type=SEED, default=None, help="sampling seed (llamacpp, openai, vllm)")
 
 
 def gen_params(config: SimpleNamespace, prefix: str = "llm") -> GenParams:

@@ -15,8 +15,9 @@ import os
 import socket
 import sys
 
-from ..config import (OneLineErrorParser, add_chain_args, add_logging_args, add_wallet_args, flag, get, nest,
-                      one_line_errors, setup_logging)
+from ..config import (LISTEN_PORT, PORT, Bounded, OneLineErrorParser, add_chain_args, add_logging_args,
+                      add_wallet_args, at_least, flag, fraction, get, nest, one_line_errors, positive,
+                      setup_logging)
 from ..errors import UsageError
 from .backends import BACKENDS, load_backend
 
@@ -32,36 +33,36 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
 
     d = MinerSettings()
     flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
-    flag(parser, "--axon.port", type=int, default=8091, help="port to listen on (0: any free port)")
+    flag(parser, "--axon.port", type=LISTEN_PORT, default=8091, help="port to listen on")
     flag(parser, "--axon.external_ip", default=None,
          help="ip published on chain (default: --axon.ip, or 127.0.0.1 on sandbox/local)")
-    flag(parser, "--axon.external_port", type=int, default=None,
+    flag(parser, "--axon.external_port", type=PORT, default=None,
          help="port published on chain (default: the listening port)")
-    flag(parser, "--neuron.streaming_batch_size", type=int, default=d.streaming_batch_size,
+    flag(parser, "--neuron.streaming_batch_size", type=at_least(1), default=d.streaming_batch_size,
          help="most tokens per streamed chunk (the first token is always sent alone, at once)")
-    flag(parser, "--neuron.streaming_interval", type=float, default=d.streaming_interval,
+    flag(parser, "--neuron.streaming_interval", type=positive(), default=d.streaming_interval,
          help="seconds a chunk may wait for more tokens before it is sent")
-    flag(parser, "--neuron.max_concurrent", type=int, default=d.max_concurrent,
+    flag(parser, "--neuron.max_concurrent", type=at_least(1), default=d.max_concurrent,
          help="generations running at once")
-    flag(parser, "--neuron.max_queue", type=int, default=d.max_queue,
+    flag(parser, "--neuron.max_queue", type=at_least(0), default=d.max_queue,
          help="requests waiting for a slot (served by caller stake); beyond: 429")
-    flag(parser, "--neuron.max_request_bytes", type=int, default=d.max_request_bytes,
+    flag(parser, "--neuron.max_request_bytes", type=at_least(1), default=d.max_request_bytes,
          help="largest request body accepted (413 beyond)")
-    flag(parser, "--neuron.body_timeout", type=float, default=d.body_timeout,
+    flag(parser, "--neuron.body_timeout", type=positive(), default=d.body_timeout,
          help="seconds a caller may take to send its request body (408 beyond)")
-    flag(parser, "--neuron.max_connections", type=int, default=1024,
+    flag(parser, "--neuron.max_connections", type=at_least(1), default=1024,
          help="connections served at once; a request on one more gets 503")
-    flag(parser, "--neuron.max_timeout", type=float, default=d.max_timeout,
+    flag(parser, "--neuron.max_timeout", type=positive(), default=d.max_timeout,
          help="seconds a generation may run when the caller names no timeout, and at most")
-    flag(parser, "--neuron.metagraph_refresh", type=float, default=60.0,
+    flag(parser, "--neuron.metagraph_refresh", type=positive(), default=60.0,
          help="seconds between metagraph refreshes (registration and stake of callers)")
     flag(parser, "--neuron.system_prompt", default=None,
          help="system prompt added when a request has none (default: the SN1 prompt; '' for none)")
-    flag(parser, "--neuron.max_tokens", type=int, default=None,
+    flag(parser, "--neuron.max_tokens", type=at_least(1), default=None,
          help="default and cap of tokens per answer (default: the request's, else 256)")
-    flag(parser, "--neuron.temperature", type=float, default=None, help="override the request's temperature")
-    flag(parser, "--neuron.top_p", type=float, default=None, help="override the request's top_p")
-    flag(parser, "--neuron.top_k", type=int, default=None, help="override the request's top_k")
+    flag(parser, "--neuron.temperature", type=Bounded(float, 0, 2), default=None, help="override the request's temperature")
+    flag(parser, "--neuron.top_p", type=fraction(low_open=True), default=None, help="override the request's top_p")
+    flag(parser, "--neuron.top_k", type=at_least(0), default=None, help="override the request's top_k")
     flag(parser, "--blacklist.allow_non_registered", action="store_true",
          help="serve callers whose hotkey is not registered on the subnet")
     flag(parser, "--blacklist.force_validator_permit", action="store_true",

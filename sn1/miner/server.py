@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import one_line
 from ..llm.base import DEFAULT_SYSTEM_PROMPT, GenParams
 from ..protocol.auth import AuthError, has_auth_headers, verify_headers
 from ..protocol.request import RequestError, parse_request, parse_timeout_header
@@ -378,8 +379,10 @@ class ChatEndpoint:
                 try:
                     finish = pump.result()
                 except Exception as e:
-                    log.exception("backend %s failed", self.model)
-                    finish, error = "error", f"backend failed: {type(e).__name__}: {e}"
+                    # One line per failure (an upstream that is down fails every request);
+                    # the traceback only with --logging.debug.
+                    finish, error = "error", one_line(f"backend failed: {type(e).__name__}: {e}", 500)
+                    log.warning("%s", error, exc_info=log.isEnabledFor(logging.DEBUG))
             else:
                 finish = "disconnect" if watcher in done else "timeout"
         finally:

@@ -20,8 +20,7 @@ import random
 import sys
 import textwrap
 
-from ..config import add_logging_args, get, nest, setup_logging
-from ..errors import UsageError
+from ..config import SEED, Bounded, add_logging_args, get, nest, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,9 @@ def add_parser(subparsers) -> None:
     s = sub.add_parser("sample", help="build tasks and print them",
                        description="Build tasks as a validator would and print task, persona, context, "
                                    "query, challenge and reference.")
-    s.add_argument("--task", default="qa", choices=NAMES, help="which task (default qa)")
-    s.add_argument("--n", type=int, default=1, help="how many tasks (default 1)")
-    s.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    s.add_argument("--task", default="qa", choices=NAMES, help="which task")
+    s.add_argument("--n", type=Bounded(int, 1, MAX_N), default=1, help="how many tasks")
+    s.add_argument("--seed", type=SEED, default=None, help="seed for reproducible samples")
     s.add_argument("--json", action="store_true", help="print a JSON array")
     llm.add_args(s)
     # Short answers by default: the embedded model runs on CPU.
@@ -91,8 +90,6 @@ def _print_text(i: int, n: int, d: dict, out, note: str | None = None) -> None:
 def sample_command(args: argparse.Namespace) -> int:
     config = nest(args)
     setup_logging(config)
-    if not 1 <= args.n <= MAX_N:
-        raise UsageError(f"--n must be between 1 and {MAX_N}, got {args.n}")
 
     from .. import datasets, llm
     from ..errors import one_line

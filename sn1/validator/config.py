@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import add_chain_args, add_logging_args, add_wallet_args, flag
+from ..config import (LISTEN_PORT, PORT, SEED, add_chain_args, add_logging_args, add_wallet_args, at_least, flag,
+                      fraction, positive)
 
 DEFAULT_TASKS = ["summarization", "qa", "debugging", "math", "date_qa"]
 DEFAULT_TASK_P = [0.25, 0.25, 0.0, 0.25, 0.25]
@@ -12,7 +13,7 @@ DEFAULT_TASK_P = [0.25, 0.25, 0.0, 0.25, 0.25]
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     add_wallet_args(parser)
-    add_chain_args(parser, default_netuid=1)
+    add_chain_args(parser)
     add_logging_args(parser)
     from .. import llm
 
@@ -24,37 +25,42 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, n + "device", default="cpu", help="device for the validator's models (cpu, cuda)")
     flag(parser, n + "full_path", default=None,
          help="folder for state and events (default ~/.sn1/validators/WALLET/HOTKEY/netuidN)")
-    flag(parser, n + "timeout", type=float, default=10.0, help="seconds to wait for miners' streams")
-    flag(parser, n + "sample_size", type=int, default=50, help="miners queried per step")
+    flag(parser, n + "timeout", type=positive(), default=10.0, help="seconds to wait for miners' streams")
+    flag(parser, n + "sample_size", type=at_least(1), default=50, help="miners queried per step")
     flag(parser, n + "tasks", nargs="+", default=DEFAULT_TASKS, help="task names")
-    flag(parser, n + "task_p", nargs="+", type=float, default=DEFAULT_TASK_P,
+    flag(parser, n + "task_p", nargs="+", type=fraction(), default=DEFAULT_TASK_P,
          help="task probabilities, same order as --neuron.tasks, summing to 1")
-    flag(parser, n + "moving_average_alpha", type=float, default=0.1)
-    flag(parser, n + "decay_alpha", type=float, default=0.001)
-    flag(parser, n + "epoch_length", type=int, default=100, help="blocks between weight updates")
-    flag(parser, n + "vpermit_tao_limit", type=float, default=4096,
+    flag(parser, n + "moving_average_alpha", type=fraction(), default=0.1,
+         help="weight of a new reward in the moving average of scores")
+    flag(parser, n + "decay_alpha", type=fraction(), default=0.001,
+         help="every score decays by this much per step (floored at 0)")
+    flag(parser, n + "epoch_length", type=at_least(0), default=100, help="blocks between weight updates")
+    flag(parser, n + "vpermit_tao_limit", type=at_least(0, float), default=4096,
          help="validators with more stake than this are never queried")
     flag(parser, n + "query_unique_coldkeys", action="store_true", help="one uid per coldkey per step")
     flag(parser, n + "query_unique_ips", action="store_true", help="one uid per IP per step")
-    flag(parser, n + "num_concurrent_forwards", type=int, default=1)
-    flag(parser, n + "disable_set_weights", action="store_true")
+    flag(parser, n + "num_concurrent_forwards", type=at_least(1), default=1,
+         help="steps run concurrently")
+    flag(parser, n + "disable_set_weights", action="store_true", help="never set weights on chain")
     flag(parser, n + "axon_off", action="store_true", help="do not serve the validator's own endpoint")
-    flag(parser, n + "events_retention_size", type=int, default=2 * 1024**3,
+    flag(parser, n + "events_retention_size", type=at_least(1), default=2 * 1024**3,
          help="cap in bytes of the local events log")
     flag(parser, n + "relevance_model", default=None, help="sentence-transformers model for relevance")
-    flag(parser, n + "query_max_tokens", type=int, default=256, help="max_tokens asked of miners")
-    flag(parser, n + "max_steps", type=int, default=0, help="stop after this many steps (0 = run forever)")
-    flag(parser, n + "seed", type=int, default=None, help="seed for task and uid choices")
-    flag(parser, n + "weights_retry_base", type=float, default=2.0,
+    flag(parser, n + "query_max_tokens", type=at_least(1), default=256, help="max_tokens asked of miners")
+    flag(parser, n + "max_steps", type=at_least(0), default=0,
+         help="steps to run in this process, then stop (0 = run forever); the step counter itself "
+              "continues across restarts")
+    flag(parser, n + "seed", type=SEED, default=None, help="seed for task and uid choices")
+    flag(parser, n + "weights_retry_base", type=positive(), default=2.0,
          help="seconds before retrying a failed set_weights (doubles per failure, max 300)")
-    flag(parser, n + "sync_interval", type=float, default=0.0,
+    flag(parser, n + "sync_interval", type=at_least(0, float), default=0.0,
          help="min seconds between metagraph resyncs (0 = after every step)")
-    flag(parser, "--axon.port", type=int, default=8092)
-    flag(parser, "--axon.ip", default="0.0.0.0")
-    flag(parser, "--axon.external_ip", default=None)
-    flag(parser, "--axon.external_port", type=int, default=None)
+    flag(parser, "--axon.port", type=LISTEN_PORT, default=8092, help="port of the validator's own endpoint")
+    flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
+    flag(parser, "--axon.external_ip", default=None, help="ip published on chain")
+    flag(parser, "--axon.external_port", type=PORT, default=None, help="port published on chain")
     flag(parser, "--wandb.off", action="store_true", help="no Weights & Biases logging")
     flag(parser, "--wandb.offline", action="store_true", help="log to wandb files only")
-    flag(parser, "--wandb.project_name", default="alpha-validators")
-    flag(parser, "--wandb.entity", default="opentensor-dev")
-    flag(parser, "--wandb.run_step_length", type=int, default=1500, help="steps per wandb run")
+    flag(parser, "--wandb.project_name", default="alpha-validators", help="W&B project")
+    flag(parser, "--wandb.entity", default="opentensor-dev", help="W&B entity")
+    flag(parser, "--wandb.run_step_length", type=at_least(1), default=1500, help="steps per wandb run")

@@ -273,10 +273,18 @@ async def setup(config) -> Validator:
     return v
 
 
+def status_counts(statuses) -> str:
+    """"2 ok, 1 timeout, 1 http_error": how the miners of a step ended, ok first."""
+    counts: dict[str, int] = {}
+    for s in statuses:
+        counts[s] = counts.get(s, 0) + 1
+    order = sorted(counts, key=lambda s: (s != "ok", -counts[s], s))
+    return ", ".join(f"{counts[s]} {s}" for s in order) or "none"
+
+
 def _summary(event: dict) -> str:
     r = event["rewards"]
-    ok = sum(1 for s in event["status"] if s == "ok")
-    return (f"step {event['step']} {event['task']}: {len(r)} miners ({ok} ok), "
+    return (f"step {event['step']} {event['task']}: {len(r)} miners ({status_counts(event['status'])}), "
             f"mean reward {np.mean(r):.3f}, max {np.max(r):.3f}, {event['step_time']:.1f}s")
 
 
@@ -318,11 +326,13 @@ async def run(config) -> int:
 
         server_task = await serve_endpoint(config, v, sock)
 
+    # --neuron.max_steps counts the steps of this process; state.step goes on across restarts.
     max_steps = get(config, "neuron.max_steps") or 0
+    stop_at = v.state.step + max_steps
     concurrency = max(1, get(config, "neuron.num_concurrent_forwards"))
     async with MinerClient(v.wallet) as client:
-        while not v.stopping and (not max_steps or v.state.step < max_steps):
-            n = concurrency if not max_steps else min(concurrency, max_steps - v.state.step)
+        while not v.stopping and (not max_steps or v.state.step < stop_at):
+            n = concurrency if not max_steps else min(concurrency, stop_at - v.state.step)
             seeds = [v.rng.randrange(2**32) for _ in range(n)]
             outcomes = await asyncio.gather(*(v.forward(client, s) for s in seeds),
                                             return_exceptions=True)

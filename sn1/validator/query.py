@@ -171,7 +171,8 @@ class MinerClient:
                 r.message = (f"cut at the {timeout:g}s deadline" if got_response
                              else f"no response within {timeout:g}s")
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-            r.status, r.message = "connect_error", f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            r.status = "connect_error"
+            r.message = f"cannot connect to {neuron.endpoint}: {e or type(e).__name__}"
         except httpx.TransportError as e:
             if not read.complete:
                 r.status = "protocol_error" if got_response else "connect_error"

@@ -440,6 +440,7 @@ async def test_connect_errors_and_isolation(net, tmp_path):
     good, r_dead, r_none, r_bad, r_slow = rs
     assert good.status == "ok" and good.completion == TEXT
     assert r_dead.status == "connect_error" and r_dead.completion == ""
+    assert dead.endpoint in r_dead.message     # a closed port names the address
     assert r_none.status == "connect_error" and "no endpoint" in r_none.message
     assert r_bad.status == "protocol_error" and "not JSON" in r_bad.message
     assert r_slow.status == "timeout" and r_slow.completion

@@ -55,10 +55,10 @@ def test_text_output_names_every_part():
 
 
 @pytest.mark.parametrize("args,message", [
-    (("--n", "0"), "error: --n must be between 1 and 1000, got 0"),
+    (("--n", "0"), "--n: must be in [1, 1000], got 0"),
     (("--task", "poetry"), "invalid choice: 'poetry'"),
     (("--llm.engine", "nope"), "invalid choice: 'nope'"),
-    (("--seed", "x"), "--seed: invalid int value: 'x'"),
+    (("--seed", "x"), "--seed: expected an integer in [0, 4294967295], got 'x'"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
     proc = run_sn1("tasks", "sample", "--llm.engine", "scripted", *args, env=NO_NET)

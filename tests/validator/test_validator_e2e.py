@@ -59,6 +59,18 @@ def test_validator_steps_scores_weights_and_wandb(subnet, tmp_path):
     runs = [d for d in os.listdir(full / "wandb") if d.startswith("offline-run-")]
     assert len(runs) == 2, runs
 
+    # A restart with --neuron.max_steps 2 runs two more steps (it counts this process's steps),
+    # and each step line says how every miner ended.
+    proc = subprocess.run(
+        subnet.validator_cmd("--neuron.full_path", str(full), "--neuron.max_steps", "2",
+                             "--neuron.disable_set_weights", "--wandb.off"),
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [e["step"] for e in read_events(str(full / "events.jsonl"))] == [1, 2, 3, 4, 5]
+    assert state_mod.load(str(full)).step == 5
+    assert proc.stderr.count(": 2 miners (2 ok), mean reward") == 2, proc.stderr
+    assert "stopped after step 5" in proc.stderr
+
 
 def test_validator_killed_at_random_moments_resumes(subnet, tmp_path):
     full = tmp_path / "v"

@@ -115,3 +115,15 @@ def test_event_log_is_capped_and_readable(tmp_path):
     assert got[-1]["step"] == 199 and got[-1]["nan"] is None and got[-1]["x"] == 1.5
     assert [e["step"] for e in got] == list(range(got[0]["step"], 200))
     json.dumps(got)
+
+
+def test_step_line_counts_every_status():
+    from sn1.validator.loop import _summary, status_counts
+
+    assert status_counts(["timeout", "ok", "http_error", "ok", "timeout", "connect_error"]) == \
+        "2 ok, 2 timeout, 1 connect_error, 1 http_error"
+    assert status_counts(["timeout"]) == "1 timeout"
+    assert status_counts([]) == "none"
+    line = _summary({"step": 7, "task": "qa", "rewards": [0.5, 0.0], "status": ["ok", "timeout"],
+                     "step_time": 3.25})
+    assert line == "step 7 qa: 2 miners (1 ok, 1 timeout), mean reward 0.250, max 0.500, 3.2s"

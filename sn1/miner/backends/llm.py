@@ -60,8 +60,7 @@ class _EngineMiner:
                     pieces.append(piece)
                 yield piece
         except LLMError as e:
-            status = f"error: {e}"
-            log.warning("%s", e)
+            status = f"error: {e}"     # the server logs the failure (one line)
             raise
         except (GeneratorExit, asyncio.CancelledError):
             status = "cancelled"

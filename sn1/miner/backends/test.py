@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 
-from ...config import flag
+from ...config import at_least, flag
 
 log = logging.getLogger("sn1.miner.mock")
 
@@ -77,7 +77,7 @@ class MockMiner(_WordMiner):
 
     @classmethod
     def add_args(cls, parser) -> None:
-        flag(parser, "--neuron.mock_delay", type=float, default=0.05,
+        flag(parser, "--neuron.mock_delay", type=at_least(0, float), default=0.05,
              help="seconds the mock miner waits before each word")
 
     def __init__(self, config):
