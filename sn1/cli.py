@@ -57,6 +57,17 @@ def run(func, args) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:
+        # A failure nobody foresaw (a peer, the disk, a bug): one line, unless the user asked
+        # for details with --logging.debug / --logging.trace.
+        flat = vars(args) if hasattr(args, "__dict__") else {}
+        if flat.get("logging.debug") or flat.get("logging.trace"):
+            raise
+        from .errors import one_line
+
+        print(f"error: {type(e).__name__}: {one_line(e, 500)} (--logging.debug shows the traceback)",
+              file=sys.stderr)
+        return 1
     return int(rc or 0)
 
 

@@ -69,7 +69,7 @@ class Subnet:
         self.procs: list = []
 
     def start_miner(self, name: str, args: list[str], script: str | None = None,
-                    env: dict | None = None, timeout: float = 180):
+                    env: dict | None = None, timeout: float = 180, debug: bool = True):
         """(process, uid, port, log file) of a miner started with `sn1 miner ARGS` or `python SCRIPT ARGS`."""
         import os
         import subprocess
@@ -83,7 +83,7 @@ class Subnet:
         cmd = [sys.executable, *([str(ROOT / script)] if script else ["-m", "sn1.cli", "miner"]), *args,
                "--subtensor.network", "sandbox", "--sandbox.path", str(self.sandbox), "--netuid", "1",
                "--wallet.path", str(self.wallets), "--wallet.name", name, "--wallet.hotkey", "default",
-               "--axon.ip", "127.0.0.1", "--axon.port", str(port), "--logging.debug"]
+               "--axon.ip", "127.0.0.1", "--axon.port", str(port), *(["--logging.debug"] if debug else [])]
         log_path = self.root / f"{name}.log"
         logf = open(log_path, "w")
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT,

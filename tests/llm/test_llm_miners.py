@@ -140,6 +140,23 @@ async def test_validator_timeout_stops_the_upstream_generation(subnet, openai_mi
     assert await wait_idle(port)
 
 
+async def test_openai_miner_with_its_upstream_down_logs_one_line_per_failure(subnet):
+    from sn1.testing import free_port
+
+    _, uid, port, log = subnet.start_miner(
+        "openai_down", ["--neuron.base_url", f"http://127.0.0.1:{free_port()}/v1", "--neuron.api_timeout", "1"],
+        script="neurons/miners/openai/miner.py", env={"OPENAI_API_KEY": KEY}, debug=False)
+    for _ in range(3):
+        [r] = await query_miners(subnet.validator, [subnet.neuron(uid)], ask("Capital of France?"),
+                                 GenParams(max_tokens=10), timeout=8)
+        assert r.status != "ok" and "backend failed" in r.message and "\n" not in r.message
+    assert await wait_idle(port)
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    failures = [line for line in text.splitlines() if "backend failed" in line]
+    assert len(failures) == 3, text
+
+
 async def test_openai_miner_without_a_key_exits_with_a_clear_error(subnet, tmp_path):
     import os
     import subprocess
