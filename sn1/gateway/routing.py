@@ -1,0 +1,78 @@
+"""Which miners to ask, in which order.
+
+Candidates are the metagraph's neurons that serve an endpoint, minus the
+gateway's own hotkey and big validators (stake above the validator's
+``vpermit_tao_limit``: they do not mine), optionally limited to
+``--gateway.uids``. Each request gets its own order, drawn at random with
+weights
+
+    (incentive + floor) * reliability**2 / (1 + requests in flight)
+
+so the miners the chain pays most get most requests, miners that failed
+organic requests lately get few (``reliability`` is a moving average of
+success, seeded from the records at start), and concurrent requests spread
+out instead of piling onto the top miner. The floor keeps new and unpaid
+miners in the rotation; reliability never goes below ``MIN_RELIABILITY``, so
+a recovered miner is found again.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+INCENTIVE_FLOOR = 0.01
+ALPHA = 0.3                   # weight of the latest outcome in the moving average
+MIN_RELIABILITY = 0.05
+VPERMIT_TAO_LIMIT = 4096.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    uid: int
+    hotkey: str
+    endpoint: str
+    incentive: float
+
+
+class Router:
+    def __init__(self, own_hotkey: str, *, uids: set[int] | None = None, rng: random.Random | None = None):
+        self.own_hotkey = own_hotkey
+        self.uids = uids
+        self.rng = rng or random.Random()
+        self.candidates: list[Candidate] = []
+        self.reliability: dict[int, float] = {}     # by uid; a new hotkey on a uid starts afresh
+        self._hotkeys: dict[int, str] = {}
+        self.in_flight: dict[int, int] = {}
+
+    def update(self, metagraph) -> None:
+        for n in metagraph.neurons:
+            if self._hotkeys.get(n.uid, n.hotkey) != n.hotkey:
+                self.reliability.pop(n.uid, None)
+            self._hotkeys[n.uid] = n.hotkey
+        self.candidates = [
+            Candidate(n.uid, n.hotkey, n.endpoint, float(n.incentive)) for n in metagraph.neurons
+            if n.endpoint and n.hotkey != self.own_hotkey
+            and not (n.validator_permit and n.stake > VPERMIT_TAO_LIMIT)
+            and (self.uids is None or n.uid in self.uids)]
+
+    def weight(self, c: Candidate) -> float:
+        rel = self.reliability.get(c.uid, 1.0)
+        return (c.incentive + INCENTIVE_FLOOR) * rel * rel / (1 + self.in_flight.get(c.uid, 0))
+
+    def order(self, limit: int) -> list[Candidate]:
+        """Up to ``limit`` distinct candidates, a weighted random permutation (Efraimidis-Spirakis)."""
+        rnd = self.rng.random
+        keyed = [(rnd() ** (1.0 / self.weight(c)), c) for c in self.candidates]
+        keyed.sort(key=lambda kc: kc[0], reverse=True)
+        return [c for _, c in keyed[:limit]]
+
+    def outcome(self, uid: int, ok: bool) -> None:
+        rel = self.reliability.get(uid, 1.0)
+        self.reliability[uid] = max(MIN_RELIABILITY, (1 - ALPHA) * rel + ALPHA * (1.0 if ok else 0.0))
+
+    def start(self, c: Candidate) -> None:
+        self.in_flight[c.uid] = self.in_flight.get(c.uid, 0) + 1
+
+    def end(self, c: Candidate) -> None:
+        self.in_flight[c.uid] = max(0, self.in_flight.get(c.uid, 0) - 1)
