@@ -6,14 +6,16 @@ gateway's own hotkey and big validators (stake above the validator's
 ``--gateway.uids``. Each request gets its own order, drawn at random with
 weights
 
-    (incentive + floor) * reliability**2 / (1 + requests in flight)
+    (incentive / top incentive + floor) * reliability**4 / (1 + requests in flight)
 
 so the miners the chain pays most get most requests, miners that failed
 organic requests lately get few (``reliability`` is a moving average of
-success, seeded from the records at start), and concurrent requests spread
-out instead of piling onto the top miner. The floor keeps new and unpaid
-miners in the rotation; reliability never goes below ``MIN_RELIABILITY``, so
-a recovered miner is found again.
+success, seeded from the records at start; a failed first choice costs the
+client a failover, up to ``first_chunk_timeout``), and concurrent requests
+spread out instead of piling onto the top miner. The floor keeps new and
+unpaid miners in the rotation; reliability never goes below
+``MIN_RELIABILITY``, so a miner that failed is still tried now and then
+(about 1 in 100 of what a reliable one gets) and found again once it recovers.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-INCENTIVE_FLOOR = 0.01
+INCENTIVE_FLOOR = 0.05
 ALPHA = 0.3                   # weight of the latest outcome in the moving average
-MIN_RELIABILITY = 0.05
+MIN_RELIABILITY = 0.3           # 0.3**4: about 1/100 of a reliable miner's share
 VPERMIT_TAO_LIMIT = 4096.0
 
 
@@ -44,6 +46,7 @@ class Router:
         self.reliability: dict[int, float] = {}     # by uid; a new hotkey on a uid starts afresh
         self._hotkeys: dict[int, str] = {}
         self.in_flight: dict[int, int] = {}
+        self.top_incentive = 0.0
 
     def update(self, metagraph) -> None:
         for n in metagraph.neurons:
@@ -55,10 +58,12 @@ class Router:
             if n.endpoint and n.hotkey != self.own_hotkey
             and not (n.validator_permit and n.stake > VPERMIT_TAO_LIMIT)
             and (self.uids is None or n.uid in self.uids)]
+        self.top_incentive = max([c.incentive for c in self.candidates], default=0.0)
 
     def weight(self, c: Candidate) -> float:
         rel = self.reliability.get(c.uid, 1.0)
-        return (c.incentive + INCENTIVE_FLOOR) * rel * rel / (1 + self.in_flight.get(c.uid, 0))
+        share = c.incentive / self.top_incentive if self.top_incentive > 0 else 0.0
+        return (share + INCENTIVE_FLOOR) * rel ** 4 / (1 + self.in_flight.get(c.uid, 0))
 
     def order(self, limit: int) -> list[Candidate]:
         """Up to ``limit`` distinct candidates, a weighted random permutation (Efraimidis-Spirakis)."""
