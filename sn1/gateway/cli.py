@@ -77,7 +77,8 @@ def add_keys_parsers(p: argparse.ArgumentParser) -> None:
     r.set_defaults(func=cmd_revoke)
     for q in (c, ls, r):
         one_line_errors(q)
-        add_path_arg(q)
+        # SUPPRESS: when only given before `keys` (sn1 gateway --gateway.path P keys list), P is kept.
+        flag(q, "--gateway.path", default=argparse.SUPPRESS, help=f"as for the gateway (default {DEFAULT_PATH})")
 
 
 # ---- keys -------------------------------------------------------------------------------------

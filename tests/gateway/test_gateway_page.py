@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def gw(subnet):
-    return subnet.start_gateway("llm", ["llm"], "--gateway.first_chunk_timeout", "20")
+    return subnet.start_gateway("llm", ["llm"], "--gateway.first_chunk_timeout", "20", "--gateway.log_content")
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,18 @@ def test_real_model_streams_through_the_openai_client(gw, key, subnet):
         model="sn1", messages=[{"role": "user", "content": "Name three colours."}], stream=True, max_tokens=16)
     pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
     assert len(pieces) >= 2 and "".join(pieces).strip()
+    # --gateway.log_content: the record keeps the prompt and the answer as relayed.
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + 5
+    while not (rows := sqlite3.connect(gw.path / "gateway.db").execute(
+            "SELECT key_name, uid, status, tokens, prompt, answer FROM records").fetchall()):
+        assert time.monotonic() < deadline, "no record written"
+        time.sleep(0.1)
+    name, uid, status, tokens, prompt, answer = rows[-1]
+    assert (name, uid, status) == ("carol", subnet.miners["llm"].uid, "ok")
+    assert "Name three colours." in prompt and answer == "".join(pieces) and 0 < tokens <= 16
 
 
 @pytest.fixture
