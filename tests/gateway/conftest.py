@@ -1,7 +1,7 @@
 """A sandbox subnet with real miner processes and real gateway processes in front of them.
 
 Miners: echo, a phrase miner that refuses the gateway (it serves validator-permit
-holders only and the gateway's hotkey holds none), a slow mock miner, a
+holders only and the gateway's hotkey holds none), two slow mock miners, a
 registered miner whose endpoint has nothing listening ("dead"), and the
 embedded llama.cpp miner. Gateways are started per test module with
 ``--gateway.uids`` naming which miners they route to.
@@ -110,6 +110,7 @@ MINERS = {
     "refuser": ["--backend", "phrase", "--neuron.phrase", "Only validators hear this.",
                 "--blacklist.force_validator_permit"],
     "mock": ["--backend", "mock", "--neuron.mock_delay", "0.1"],
+    "mock2": ["--backend", "mock", "--neuron.mock_delay", "0.1"],
     "llm": ["--backend", "llamacpp", "--neuron.max_tokens", "24", "--neuron.temperature", "0"],
 }
 

@@ -55,9 +55,11 @@ def test_models_and_health(gw, key):
     assert gw.health()["miners"] == 2
 
 
-def test_bad_key_and_revoked_key(gw):
+def test_bad_key_and_revoked_key(gw, subnet):
+    before = miner_work(subnet)
     with pytest.raises(openai.AuthenticationError):
         gw.client("sn1-not-a-real-key").chat.completions.create(model="sn1", messages=MSG)
+    assert miner_work(subnet) == before
     k = gw.key("mallory")
     assert gw.client(k).chat.completions.create(model="sn1", messages=MSG).choices[0].message.content
     from sn1.testing import run_sn1
@@ -69,14 +71,21 @@ def test_bad_key_and_revoked_key(gw):
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
 
 
-def test_requests_per_minute(gw):
+def miner_work(subnet) -> list:
+    """What the gateway's miners have served or refused so far (from their /health)."""
+    return [(h["served"], h["refused"]) for h in (subnet.miners[m].health() for m in ("echo", "refuser"))]
+
+
+def test_requests_per_minute(gw, subnet):
     k = gw.key("rpm2", "--rpm", "2")
     c = gw.client(k)
     for _ in range(2):
         c.chat.completions.create(model="sn1", messages=MSG)
+    before = miner_work(subnet)
     with pytest.raises(openai.RateLimitError, match="2 requests per minute") as e:
         c.chat.completions.create(model="sn1", messages=MSG)
     assert 1 <= int(e.value.response.headers["retry-after"]) <= 60
+    assert miner_work(subnet) == before
 
 
 def test_tokens_per_day(gw):
@@ -119,14 +128,13 @@ BAD = [
 @pytest.mark.parametrize("body,status,words", BAD, ids=["json", "unknown", "negative", "empty", "role", "array",
                                                         "10MB"])
 def test_bad_input_is_refused_without_miner_work(gw, key, subnet, body, status, words):
-    before = [subnet.miners[m].health() for m in ("echo", "refuser")]
+    before = miner_work(subnet)
     r = httpx.post(gw.url + "/v1/chat/completions", content=body, timeout=30,
                    headers={"authorization": f"Bearer {key}", "content-type": "application/json"})
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert words in err["message"] and "\n" not in err["message"]
-    after = [subnet.miners[m].health() for m in ("echo", "refuser")]
-    assert [(h["served"], h["refused"]) for h in after] == [(h["served"], h["refused"]) for h in before]
+    assert miner_work(subnet) == before
 
 
 def test_bad_input_through_openai_client(gw, key):

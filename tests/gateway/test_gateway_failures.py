@@ -66,6 +66,30 @@ def test_miner_killed_mid_answer_ends_the_stream_with_an_error(gw, client, subne
     assert len(got.split()) >= 3 and MOCK_TEXT.startswith(got)
 
 
+def test_non_streaming_answer_of_a_killed_miner_is_a_502(subnet):
+    import threading
+    import time
+
+    victim = subnet.miners["mock2"]
+    gw = subnet.start_gateway("nonstream", ["mock2"])
+    client = gw.client(gw.key("frank"))
+    err = {}
+
+    def ask():
+        try:
+            client.chat.completions.create(model="sn1", messages=ASK, max_tokens=200)
+        except openai.APIStatusError as e:
+            err["e"] = e
+
+    t = threading.Thread(target=ask)
+    t.start()
+    time.sleep(1.5)           # the first words are out (one per 0.1 s); 200 would take 20 s
+    victim.proc.send_signal(signal.SIGKILL)
+    t.join(30)
+    e = err["e"]
+    assert e.status_code == 502 and f"miner uid {victim.uid} failed mid-answer" in e.message
+
+
 def test_all_miners_down_is_a_clear_503(gw, client, subnet):
     with pytest.raises(openai.InternalServerError, match="no miner could answer") as e:
         client.chat.completions.create(model="sn1", messages=ASK, stream=True)
