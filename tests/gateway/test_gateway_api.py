@@ -31,6 +31,12 @@ def test_streaming_answer_comes_from_one_miner(gw, key, subnet):
     assert "".join(pieces) == MSG[0]["content"]
 
 
+def test_streaming_usage_when_asked(gw, key):
+    chunks = list(gw.client(key).chat.completions.create(
+        model="sn1", messages=MSG, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == len(MSG[0]["content"].split())
+
+
 def test_non_streaming_answer_and_headers(gw, key, subnet):
     raw = gw.client(key).chat.completions.with_raw_response.create(
         model="anything", messages=MSG, max_tokens=50, temperature=0.5, top_p=0.9, seed=3, stop=["zzz"])
