@@ -6,7 +6,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
