@@ -83,7 +83,11 @@ def test_non_streaming_answer_of_a_killed_miner_is_a_502(subnet):
 
     t = threading.Thread(target=ask)
     t.start()
-    time.sleep(1.5)           # the first words are out (one per 0.1 s); 200 would take 20 s
+    deadline = time.monotonic() + 20
+    while gw.metric("sn1_gateway_ttft_seconds_count") < 1:     # the gateway has the first chunk
+        assert time.monotonic() < deadline and t.is_alive()
+        time.sleep(0.05)
+    time.sleep(0.3)           # a few more words (one per 0.1 s; all 200 would take 20 s)
     victim.proc.send_signal(signal.SIGKILL)
     t.join(30)
     e = err["e"]

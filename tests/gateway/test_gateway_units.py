@@ -166,3 +166,19 @@ def test_keys_cli_prints_the_key_last(tmp_path):
     assert gone.returncode == 2 and "no active key named 'nobody'" in gone.stderr
     rows = sqlite3.connect(tmp_path / "gateway.db").execute("SELECT hash FROM keys").fetchall()
     assert rows and all(len(h) == 64 for (h,) in rows)
+
+
+def test_records_are_written_and_seed_reliability_and_usage(tmp_path):
+    import time
+
+    from sn1.gateway.records import Record, RecordWriter, recent_outcomes, tokens_today
+
+    w = RecordWriter(str(tmp_path))
+    w.add(Record(key_name="a", uid=3, status="ok", ttft=0.01, tokens=7, duration=0.1))
+    w.add(Record(key_name="a", uid=4, status="broken", tokens=2, failed=[(5, "refused: HTTP 403"), (6, "timeout")]))
+    w.add(Record(key_name="b", status="429"))
+    w.add(Record(key_name="a", time=time.time() - 2 * DAY, uid=3, status="ok", tokens=100))
+    w.close()
+    conn = db.connect(str(tmp_path))
+    assert tokens_today(conn, time.time() // DAY * DAY) == {"a": 9, "b": 0}
+    assert sorted(recent_outcomes(conn)) == [(3, True), (3, True), (4, False), (5, False), (6, False)]
