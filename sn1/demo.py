@@ -179,7 +179,8 @@ def start_gateway(procs: "Procs", common: list[str], root: str) -> None:
     port = _free_port()
     proc = procs.start("gateway", ["gateway", *common, "--wallet.name", "validator", "--wallet.hotkey", "default",
                                    "--gateway.ip", "127.0.0.1", "--gateway.port", str(port),
-                                   "--gateway.path", path, "--gateway.metagraph_refresh", "5"])
+                                   "--gateway.path", path, "--gateway.metagraph_refresh", "5",
+                                   "--gateway.validator_state", os.path.join(root, "validator")])
     wait_for_port(port, timeout=60, proc=proc)
     say(f"gateway (OpenAI-compatible API): http://127.0.0.1:{port}/v1  chat page: http://127.0.0.1:{port}/")
     say(f"gateway API key: {key}")

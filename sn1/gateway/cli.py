@@ -46,6 +46,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, g + "uids", type=int, nargs="+", default=None, help="route only to these miner uids")
     flag(parser, g + "metagraph_refresh", type=float, default=60.0, help="seconds between metagraph reads")
     flag(parser, g + "log_content", action="store_true", help="keep prompts and answers in the records")
+    flag(parser, g + "validator_state", default=None,
+         help="folder (or state.json) of a validator running beside the gateway: its scores steer routing")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -192,9 +194,14 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
     from .records import RecordWriter, recent_outcomes, tokens_today
     from .relay import Relay, RelaySettings
     from .routing import Router
+    from .scores import read_scores
 
     uids = get(config, "gateway.uids")
     router = Router(wallet.hotkey.ss58_address, uids=set(uids) if uids else None)
+    state_path = get(config, "gateway.validator_state")
+    if state_path:
+        state_path = expand(state_path)
+        router.set_scores(read_scores(state_path, metagraph))
     router.update(metagraph)
     for uid, ok in recent_outcomes(conn):
         router.outcome(uid, ok)
@@ -212,7 +219,8 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
                              log_content=bool(get(config, "gateway.log_content")))
     relay = Relay(router, http, hotkey_signer(wallet), Metrics(), settings)
     chat = ChatEndpoint(relay, conn, limits, records, max_tokens=get(config, "gateway.max_tokens"))
-    app = build_app(chat, health=lambda: {"miners": len(router.candidates), "block": router_block[0]})
+    app = build_app(chat, health=lambda: {"miners": len(router.candidates), "block": router_block[0],
+                                                "validator_scores": len(router.scores)})
     router_block = [metagraph.block]
 
     async def refresh():
@@ -226,6 +234,8 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
                 continue
             router.update(mg)
             router_block[0] = mg.block
+            if state_path:
+                router.set_scores(await asyncio.to_thread(read_scores, state_path, mg))
 
     port = sock.getsockname()[1]
     log.info("gateway on http://%s:%d (hotkey %s): %d miners to route to, database %s",

@@ -6,9 +6,12 @@ gateway's own hotkey and big validators (stake above the validator's
 ``--gateway.uids``. Each request gets its own order, drawn at random with
 weights
 
-    (incentive / top incentive + floor) * reliability**4 / (1 + requests in flight)
+    (share + floor) * reliability**4 / (1 + requests in flight)
 
-so the miners the chain pays most get most requests, miners that failed
+where ``share`` is the miner's incentive relative to the top one, averaged
+with its score relative to the top score when a validator runs beside the
+gateway (``--gateway.validator_state``). So the miners the chain (and the
+validator) rate highest get most requests, miners that failed
 organic requests lately get few (``reliability`` is a moving average of
 success, seeded from the records at start; a failed first choice costs the
 client a failover, up to ``first_chunk_timeout``), and concurrent requests
@@ -47,6 +50,8 @@ class Router:
         self._hotkeys: dict[int, str] = {}
         self.in_flight: dict[int, int] = {}
         self.top_incentive = 0.0
+        self.scores: dict[int, float] = {}          # the validator's, by uid (empty: not used)
+        self.top_score = 0.0
 
     def update(self, metagraph) -> None:
         for n in metagraph.neurons:
@@ -60,9 +65,15 @@ class Router:
             and (self.uids is None or n.uid in self.uids)]
         self.top_incentive = max([c.incentive for c in self.candidates], default=0.0)
 
+    def set_scores(self, scores: dict[int, float]) -> None:
+        self.scores = scores
+        self.top_score = max(scores.values(), default=0.0)
+
     def weight(self, c: Candidate) -> float:
         rel = self.reliability.get(c.uid, 1.0)
         share = c.incentive / self.top_incentive if self.top_incentive > 0 else 0.0
+        if self.top_score > 0:
+            share = (share + self.scores.get(c.uid, 0.0) / self.top_score) / 2
         return (share + INCENTIVE_FLOOR) * rel ** 4 / (1 + self.in_flight.get(c.uid, 0))
 
     def order(self, limit: int) -> list[Candidate]:

@@ -24,7 +24,7 @@ def readme_snippet() -> str:
 def test_demo_gateway_answers_the_readme_snippet(tmp_path):
     snippet = readme_snippet()
     assert len(snippet.strip().splitlines()) == 3
-    proc = subprocess.Popen([sys.executable, "-m", "sn1.cli", "demo", "--steps", "1", "--path", str(tmp_path / "d")],
+    proc = subprocess.Popen([sys.executable, "-m", "sn1.cli", "demo", "--steps", "3", "--path", str(tmp_path / "d")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     out, url, key = [], None, None
@@ -45,6 +45,13 @@ def test_demo_gateway_answers_the_readme_snippet(tmp_path):
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip(), "no answer streamed"
+        # The gateway reads the demo validator's scores once it has some (after its first step).
+        import httpx
+
+        health = url[:-3] + "/health"
+        while proc.poll() is None and httpx.get(health, timeout=5).json()["validator_scores"] == 0:
+            time.sleep(0.5)
+        assert proc.poll() is None, "the demo ended before the gateway saw the validator's scores"
         rest, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, "".join(out) + rest
         assert "Leaderboard" in rest

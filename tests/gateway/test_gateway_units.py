@@ -182,3 +182,24 @@ def test_records_are_written_and_seed_reliability_and_usage(tmp_path):
     conn = db.connect(str(tmp_path))
     assert tokens_today(conn, time.time() // DAY * DAY) == {"a": 9, "b": 0}
     assert sorted(recent_outcomes(conn)) == [(3, True), (3, True), (4, False), (5, False), (6, False)]
+
+
+def test_validator_scores_steer_routing(tmp_path):
+    import json
+
+    from sn1.gateway.scores import read_scores
+
+    mg = _mg({"endpoint": "1:1"}, {"endpoint": "1:2"}, {"endpoint": "1:3"})
+    assert read_scores(str(tmp_path), mg) == {}                       # no validator yet
+    (tmp_path / "state.json").write_text(json.dumps({
+        "format": "sn1-validator-state/1", "step": 9, "last_weights_block": 0,
+        "scores": [0.0, 0.8, 0.4], "hotkeys": ["h0", "h1", "someone-else"]}))
+    scores = read_scores(str(tmp_path), mg)
+    assert scores == {1: 0.8}         # uid 2's score was earned by another hotkey
+    r = Router("me", rng=random.Random(3))
+    r.update(mg)
+    r.set_scores(scores)
+    firsts = [r.order(3)[0].uid for _ in range(3000)]
+    assert firsts.count(1) > 0.8 * 3000
+    (tmp_path / "state.json").write_text("{torn")
+    assert read_scores(str(tmp_path / "state.json"), mg) == {}
