@@ -186,6 +186,11 @@ def build_app(chat: ChatEndpoint, *, model: str = "sn1", health=None) -> Starlet
     async def index(request):
         return HTMLResponse(page.html())
 
+    async def http_error(request, exc):     # unknown paths and methods in OpenAI's error shape too
+        return Response(encode_error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}"),
+                        exc.status_code, media_type="application/json")
+
     return Starlette(routes=[Route(CHAT_PATH, chat, methods=["POST"]), Route("/v1/models", models),
                              Route("/health", health_route), Route("/metrics", metrics_route),
-                             Route("/", index)])
+                             Route("/", index)],
+                     exception_handlers={404: http_error, 405: http_error})

@@ -59,6 +59,9 @@ def test_max_tokens_is_passed_on(gw, key):
 def test_models_and_health(gw, key):
     assert [m.id for m in gw.client(key).models.list()] == ["sn1"]
     assert gw.health()["miners"] == 2
+    for method, path, status in (("GET", "/v1/embeddings", 404), ("GET", "/v1/chat/completions", 405)):
+        r = httpx.request(method, gw.url + path)
+        assert r.status_code == status and r.json()["error"]["code"] == status
 
 
 def test_bad_key_and_revoked_key(gw, subnet):
