@@ -8,12 +8,11 @@ field named, as OpenAI answers them.
 
 from __future__ import annotations
 
-import json
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..protocol.request import ChatRequest, Message, RequestError
+from ..protocol.request import ChatRequest, Message, parse_request
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -39,16 +38,4 @@ class GatewayRequest(ChatRequest):
 
 def parse(body: bytes) -> GatewayRequest:
     """The validated request; RequestError(400) naming the problem."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RequestError(400, f"body is not valid JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise RequestError(400, "body must be a JSON object")
-    try:
-        return GatewayRequest.model_validate(obj)
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        raise RequestError(400, f"{field}: {msg}", field=field) from None
+    return parse_request(body, GatewayRequest, field_status=400)
