@@ -3,7 +3,9 @@
 Miners: echo, a phrase miner that refuses the gateway (it serves validator-permit
 holders only and the gateway's hotkey holds none), two slow mock miners, a
 registered miner whose endpoint has nothing listening ("dead"), and the
-embedded llama.cpp miner. Gateways are started per test module with
+embedded llama.cpp miner, and three stand-ins for misbehaving miners
+(bad_miner.py: lone surrogates in the text, garbage, silence). Gateways are
+started per test module with
 ``--gateway.uids`` naming which miners they route to.
 """
 
@@ -134,6 +136,16 @@ def subnet(tmp_path_factory):
             proc, log = net._start(f"miner-{name}", ["miner", *args, *net.common(), "--wallet.name", "miner-" + name,
                                                      "--axon.ip", "127.0.0.1", "--axon.port", str(port)])
             net.miners[name] = Proc(name, port, proc, log, uid)
+        for mode in ("surrogate", "garbage", "silent"):      # stand-ins for misbehaving miners
+            w = make_wallet(wallets, "miner-" + mode)
+            uid = chain.register(w)
+            port = free_port()
+            log_path = root / f"miner-{mode}.log"
+            proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bad_miner.py")), mode, str(port)],
+                                    stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+            net.procs.append(proc)
+            chain.serve(w, "127.0.0.1", port)
+            net.miners[mode] = Proc(mode, port, proc, log_path, uid)
         dead = make_wallet(wallets, "miner-dead")
         uid = chain.register(dead)
         chain.serve(dead, "127.0.0.1", free_port())      # published, but nothing listens there
