@@ -100,7 +100,7 @@ class Relay:
             return await send_json(send, 503, encode_error(503, str(e)), [(b"retry-after", b"1")])
         try:
             deadline = t0 + min(req.timeout or self.s.timeout, self.s.timeout) + DEADLINE_GRACE
-            await asyncio.wait_for(self._answer(req, c, stream, events, max_tokens, send, rec, t0),
+            await asyncio.wait_for(self._answer(req, c, stream, events, max_tokens, send, rec),
                                    max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             rec.status, rec.message = "broken", "the miner passed its deadline"
@@ -119,7 +119,7 @@ class Relay:
             self.metrics.tokens.inc(rec.tokens)
 
     async def _answer(self, req, c: Candidate, stream: MinerStream, events, max_tokens: int, send,
-                      rec: Record, t0: float) -> None:
+                      rec: Record) -> None:
         model = req.model or self.s.model
         parts: list[str] = []
         finish = None
