@@ -22,6 +22,7 @@ COMMANDS = [
     ("validator", "sn1.validator.cli"),
     ("tasks", "sn1.tasks.cli"),
     ("demo", "sn1.demo"),
+    ("gateway", "sn1.gateway.cli"),
 ]
 
 

@@ -1,7 +1,8 @@
 """`sn1 demo` (what `make demo` runs): a whole subnet on this machine.
 
 A sandbox chain, one validator on the embedded LLM, four miners (two
-embedded-LLM miners with different settings, echo and phrase). The validator
+embedded-LLM miners with different settings, echo and phrase) and the
+gateway in front of them (its URL and an API key are printed). The validator
 runs ``--steps`` steps; then consensus runs and the leaderboard is printed.
 Everything is real: separate processes talking signed HTTP on 127.0.0.1.
 """
@@ -135,6 +136,7 @@ def run(args) -> int:
                 wait_for_port(port, timeout=120, proc=proc)
             except AssertionError:
                 raise UsageError(f"miner {name} did not start; see {os.path.join(logs, f'miner-{name}.log')}")
+        start_gateway(procs, common, root)
         say("all miners are listening; starting the validator (loads the embedded LLM and MiniLM)")
 
         def relay(line: str) -> None:
@@ -165,6 +167,23 @@ def run(args) -> int:
     say(f"process logs: {logs}")
     say(f"done in {time.monotonic() - t0:.0f}s")
     return 0
+
+
+def start_gateway(procs: "Procs", common: list[str], root: str) -> None:
+    """The gateway (signing as the validator's hotkey) with one API key; prints its URL and the key."""
+    from .gateway import db, keys
+    from .testing import wait_for_port
+
+    path = os.path.join(root, "gateway")
+    key, _ = keys.create(db.connect(path), "demo")
+    port = _free_port()
+    proc = procs.start("gateway", ["gateway", *common, "--wallet.name", "validator", "--wallet.hotkey", "default",
+                                   "--gateway.ip", "127.0.0.1", "--gateway.port", str(port),
+                                   "--gateway.path", path, "--gateway.metagraph_refresh", "5",
+                                   "--gateway.validator_state", os.path.join(root, "validator")])
+    wait_for_port(port, timeout=60, proc=proc)
+    say(f"gateway (OpenAI-compatible API): http://127.0.0.1:{port}/v1  chat page: http://127.0.0.1:{port}/")
+    say(f"gateway API key: {key}")
 
 
 def leaderboard_rows(chain, validator_uid: int, kinds: dict[int, str], events_path: str, state_path: str):

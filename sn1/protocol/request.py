@@ -77,8 +77,8 @@ class ChatRequest(BaseModel):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
-def parse_request(body: bytes) -> ChatRequest:
-    """Validate a raw body; raises RequestError(400 bad JSON | 422 bad field)."""
+def parse_request(body: bytes, model: type[ChatRequest] = ChatRequest, field_status: int = 422) -> ChatRequest:
+    """Validate a raw body as ``model``; raises RequestError(400 bad JSON | ``field_status`` bad field)."""
     try:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -86,11 +86,12 @@ def parse_request(body: bytes) -> ChatRequest:
     if not isinstance(obj, dict):
         raise RequestError(400, "body must be a JSON object")
     try:
-        return ChatRequest.model_validate(obj)
+        return model.model_validate(obj)
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         field = ".".join(str(p) for p in err["loc"]) or "body"
-        raise RequestError(422, f"{field}: {err['msg']}", field=field) from None
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise RequestError(field_status, f"{field}: {msg}", field=field) from None
 
 
 def parse_timeout_header(value: str | None) -> float | None:

@@ -1,0 +1,196 @@
+"""The gateway's HTTP routes.
+
+``POST /v1/chat/completions`` checks, in this order and each before any
+miner work: the API key (401), the body's size (413) and arrival (408), the
+request itself (400), the key's limits (429 with Retry-After). Then the
+relay answers it; a client that disconnects cancels the relay, which closes
+the miner's connection (the miner stops generating). ``GET /v1/models``
+needs a key too; ``/``, ``/health`` and ``/metrics`` are public.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ..protocol.request import RequestError
+from ..protocol.wire import CHAT_PATH, encode_error
+from . import keys as keys_mod
+from . import page
+from .limits import LimitExceeded, Limits
+from .records import Record, RecordWriter
+from .relay import Relay, send_json
+from .request import DEFAULT_MAX_TOKENS, parse
+
+log = logging.getLogger("sn1.gateway")
+
+MAX_BODY = 1 << 20           # 1 MiB: a long conversation; 10 MB bodies are refused unread
+BODY_TIMEOUT = 10.0
+
+
+class ChatEndpoint:
+    def __init__(self, relay: Relay, keys_conn, limits: Limits, records: RecordWriter, *,
+                 max_tokens: int = DEFAULT_MAX_TOKENS):
+        self.relay = relay
+        self.keys_conn = keys_conn
+        self.limits = limits
+        self.records = records
+        self.metrics = relay.metrics
+        self.max_tokens = max_tokens
+
+    def key_of(self, headers: Headers):
+        auth = headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, "missing API key: send 'Authorization: Bearer <key>'"
+        key = keys_mod.lookup(self.keys_conn, token.strip())
+        return key, None if key else "invalid or revoked API key"
+
+    async def refuse(self, send, status: int, message: str, *, field=None, headers=None, rec=None):
+        self.metrics.requests.labels(str(status)).inc()
+        if rec is not None:
+            rec.status, rec.message = str(status), message
+            self.records.add(rec)
+        await send_json(send, status, encode_error(status, message, field=field), headers)
+
+    async def __call__(self, scope, receive, send) -> None:
+        headers = Headers(scope=scope)
+        key, why = self.key_of(headers)
+        if key is None:
+            return await self.refuse(send, 401, why, headers=[(b"www-authenticate", b"Bearer")])
+        rec = Record(key_name=key.name)
+        t0 = time.monotonic()
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+            return await self.refuse(send, 413, f"body of {length} bytes exceeds the {MAX_BODY}-byte limit",
+                                     headers=[(b"connection", b"close")], rec=rec)
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await read_body(receive, MAX_BODY)
+        except TimeoutError:
+            return await self.refuse(send, 408, f"request body not received within {BODY_TIMEOUT:g}s",
+                                     headers=[(b"connection", b"close")], rec=rec)
+        except BodyTooLarge:
+            return await self.refuse(send, 413, f"body exceeds the {MAX_BODY}-byte limit",
+                                     headers=[(b"connection", b"close")], rec=rec)
+        except ClientDisconnect:
+            return
+        try:
+            req = parse(body)
+        except RequestError as e:
+            return await self.refuse(send, e.status, e.message, field=e.field, rec=rec)
+        want = min(req.token_limit or self.max_tokens, self.max_tokens)
+        try:
+            grant = self.limits.admit(key, want)
+        except LimitExceeded as e:
+            return await self.refuse(send, 429, e.message, headers=[(b"retry-after", str(e.retry_after).encode())],
+                                     rec=rec)
+        status = _StatusSend(send)
+        self.metrics.in_flight.inc()
+        watcher = asyncio.ensure_future(wait_disconnect(receive))
+        relay = asyncio.ensure_future(self.relay.run(req, grant, status, rec))
+        try:
+            done, _ = await asyncio.wait({relay, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if relay in done or status.finished:
+                # (once the response is complete the server reports a disconnect: not a client leaving)
+                await relay
+            else:
+                relay.cancel()           # closes the miner's stream (MinerStream.aclose)
+                rec.status = "client_gone"
+                try:
+                    await relay
+                except asyncio.CancelledError:
+                    pass
+        except Exception as e:          # a bug: the client gets a 500, the gateway keeps serving
+            log.exception("chat request failed")
+            rec.status, rec.message = "error", f"{type(e).__name__}: {e}"
+            if not status.started:
+                await send_json(send, 500, encode_error(500, "internal error"))
+        finally:
+            watcher.cancel()
+            relay.cancel()
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels(str(status.code or 499)).inc()
+            rec.duration = time.monotonic() - t0
+            self.limits.settle(key, grant, rec.tokens)
+            self.records.add(rec)
+
+
+class _StatusSend:
+    """``send`` that remembers the response's status and whether it is complete."""
+
+    def __init__(self, send):
+        self.send = send
+        self.code = None
+        self.finished = False
+
+    @property
+    def started(self) -> bool:
+        return self.code is not None
+
+    async def __call__(self, message) -> None:
+        if message["type"] == "http.response.start":
+            self.code = message["status"]
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.finished = True
+        await self.send(message)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive, limit: int) -> bytes:
+    parts, size = [], 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        parts.append(chunk)
+        if not msg.get("more_body", False):
+            return b"".join(parts)
+
+
+async def wait_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def build_app(chat: ChatEndpoint, *, model: str = "sn1", health=None) -> Starlette:
+    metrics = chat.metrics
+
+    async def models(request):
+        key, why = chat.key_of(request.headers)
+        if key is None:
+            return Response(encode_error(401, why), 401, media_type="application/json")
+        return JSONResponse({"object": "list", "data": [{"id": model, "object": "model", "created": 0,
+                                                         "owned_by": "sn1"}]})
+
+    async def health_route(request):
+        return JSONResponse({"status": "ok", **(health() if health else {})})
+
+    async def metrics_route(request):
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    async def index(request):
+        return HTMLResponse(page.html())
+
+    async def http_error(request, exc):     # unknown paths and methods in OpenAI's error shape too
+        return Response(encode_error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}"),
+                        exc.status_code, media_type="application/json")
+
+    return Starlette(routes=[Route(CHAT_PATH, chat, methods=["POST"]), Route("/v1/models", models),
+                             Route("/health", health_route), Route("/metrics", metrics_route),
+                             Route("/", index)],
+                     exception_handlers={404: http_error, 405: http_error})

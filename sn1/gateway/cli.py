@@ -1,0 +1,265 @@
+"""`sn1 gateway` (and `python neurons/gateway.py`): serve the subnet as an OpenAI-compatible API.
+
+`sn1 gateway keys create|list|revoke` manage its API keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+import socket
+import sys
+import time
+
+from ..config import (OneLineErrorParser, add_chain_args, add_logging_args, add_wallet_args, expand, flag, get,
+                      nest, one_line_errors, setup_logging)
+from ..errors import UsageError
+
+log = logging.getLogger("sn1.gateway")
+
+DEFAULT_PATH = "~/.sn1/gateway"
+DEFAULT_PORT = 8093
+
+
+def add_path_arg(parser) -> None:
+    flag(parser, "--gateway.path", default=DEFAULT_PATH,
+         help=f"folder of the gateway's database: keys and records (default {DEFAULT_PATH})")
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    add_wallet_args(parser)
+    add_chain_args(parser, default_netuid=1)
+    add_logging_args(parser)
+    add_path_arg(parser)
+    g = "--gateway."
+    flag(parser, g + "ip", default="0.0.0.0", help="address to listen on")
+    flag(parser, g + "port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    flag(parser, g + "first_chunk_timeout", type=float, default=5.0,
+         help="seconds a miner has to send its first chunk before the next one is tried")
+    flag(parser, g + "timeout", type=float, default=60.0, help="seconds a miner has for a whole answer")
+    flag(parser, g + "max_attempts", type=int, default=3, help="miners tried per request before a 503")
+    flag(parser, g + "max_tokens", type=int, default=256,
+         help="completion tokens per request: the default and the most a client may ask for")
+    flag(parser, g + "uids", type=int, nargs="+", default=None, help="route only to these miner uids")
+    flag(parser, g + "metagraph_refresh", type=float, default=60.0, help="seconds between metagraph reads")
+    flag(parser, g + "log_content", action="store_true", help="keep prompts and answers in the records")
+    flag(parser, g + "validator_state", default=None,
+         help="folder (or state.json) of a validator running beside the gateway: its scores steer routing")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("gateway", help="serve the subnet as an OpenAI-compatible API (keys, limits, chat page)",
+                              description=__doc__.splitlines()[0])
+    one_line_errors(p)
+    add_args(p)
+    add_keys_parsers(p)
+    p.set_defaults(func=lambda args: run(nest(args)))
+    return p
+
+
+def add_keys_parsers(p: argparse.ArgumentParser) -> None:
+    keys = p.add_subparsers(dest="gateway_command", metavar="keys").add_parser(
+        "keys", help="create, list or revoke API keys")
+    one_line_errors(keys)
+    sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    c = sub.add_parser("create", help="create a key; it is printed once, alone on the last line")
+    c.add_argument("--name", required=True, help="who the key is for (unique among active keys)")
+    c.add_argument("--rpm", type=int, default=None, help="requests per minute (default 60)")
+    c.add_argument("--tokens-per-day", type=int, default=None,
+                   help="completion tokens per UTC day (default 100000)")
+    c.set_defaults(func=cmd_create)
+    ls = sub.add_parser("list", help="list keys (never their text) with today's token use")
+    ls.add_argument("--all", action="store_true", help="include revoked keys")
+    ls.set_defaults(func=cmd_list)
+    r = sub.add_parser("revoke", help="revoke a key by name (takes effect on the next request)")
+    r.add_argument("--name", required=True)
+    r.set_defaults(func=cmd_revoke)
+    for q in (c, ls, r):
+        one_line_errors(q)
+        # SUPPRESS: when only given before `keys` (sn1 gateway --gateway.path P keys list), P is kept.
+        flag(q, "--gateway.path", default=argparse.SUPPRESS, help=f"as for the gateway (default {DEFAULT_PATH})")
+
+
+# ---- keys -------------------------------------------------------------------------------------
+
+def _conn(args):
+    from . import db
+
+    return db.connect(getattr(args, "gateway.path"))
+
+
+def cmd_create(args) -> int:
+    from . import keys
+
+    rpm = keys.DEFAULT_RPM if args.rpm is None else args.rpm
+    tpd = keys.DEFAULT_TOKENS_PER_DAY if args.tokens_per_day is None else args.tokens_per_day
+    key, k = keys.create(_conn(args), args.name, rpm, tpd)
+    print(f"created key {k.name!r} ({k.prefix}…): {k.rpm} requests/minute, {k.tokens_per_day} tokens/day")
+    print("it is shown only now; the gateway keeps only its hash:")
+    print(key)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from . import keys
+    from .limits import DAY
+    from .records import tokens_today
+
+    conn = _conn(args)
+    rows = keys.list_keys(conn, include_revoked=args.all)
+    used = tokens_today(conn, time.time() // DAY * DAY)
+    print(f"{'name':<24} {'key':<12} {'rpm':>6} {'tokens/day':>11} {'used today':>11}  created (UTC)      state")
+    for k in rows:
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created))
+        state = "active" if k.revoked is None else "revoked"
+        print(f"{k.name:<24} {k.prefix + '…':<12} {k.rpm:>6} {k.tokens_per_day:>11} "
+              f"{used.get(k.name, 0) if k.revoked is None else '-':>11}  {created:<18} {state}")
+    return 0
+
+
+def cmd_revoke(args) -> int:
+    from . import keys
+
+    k = keys.revoke(_conn(args), args.name)
+    print(f"revoked key {k.name!r} ({k.prefix}…)")
+    return 0
+
+
+# ---- serving ----------------------------------------------------------------------------------
+
+def settings_check(config) -> None:
+    port = get(config, "gateway.port")
+    if not 0 <= port <= 65535:
+        raise UsageError("--gateway.port must be in 0..65535")
+    for name in ("first_chunk_timeout", "timeout", "metagraph_refresh"):
+        v = get(config, f"gateway.{name}")
+        if not (math.isfinite(v) and v > 0):
+            raise UsageError(f"--gateway.{name} must be a positive number of seconds")
+    for name in ("max_attempts", "max_tokens"):
+        if get(config, f"gateway.{name}") < 1:
+            raise UsageError(f"--gateway.{name} must be >= 1")
+    if any(u < 0 for u in get(config, "gateway.uids") or []):
+        raise UsageError("--gateway.uids must be uids (>= 0)")
+
+
+def listen(ip: str, port: int) -> socket.socket:
+    """A bound TCP socket (UsageError if taken); TCP_NODELAY so small SSE chunks leave at once."""
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((ip, port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {ip}:{port}: {e.strerror or e}") from None
+    return sock
+
+
+def run(config) -> int:
+    from ..chain import ChainError, connect, load_wallet
+    from . import db
+
+    setup_logging(config)
+    settings_check(config)
+    wallet = load_wallet(config)
+    chain = connect(config)
+    try:
+        metagraph = chain.metagraph()
+    except ChainError as e:
+        raise UsageError(f"cannot read the metagraph of netuid {get(config, 'netuid')}: {e}") from None
+    hotkey = wallet.hotkey.ss58_address
+    if metagraph.uid_of(hotkey) is None:
+        log.warning("hotkey %s is not registered on netuid %s: miners will refuse its requests",
+                    hotkey, get(config, "netuid"))
+    conn = db.connect(get(config, "gateway.path"))
+    sock = listen(get(config, "gateway.ip"), get(config, "gateway.port"))
+    try:
+        asyncio.run(serve(config, wallet, chain, metagraph, conn, sock))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
+    import httpx
+    import uvicorn
+
+    from ..protocol.auth import hotkey_signer
+    from .app import ChatEndpoint, build_app
+    from .limits import DAY, Limits
+    from .metrics import Metrics
+    from .records import RecordWriter, recent_outcomes, tokens_today
+    from .relay import Relay, RelaySettings
+    from .routing import Router
+    from .scores import read_scores
+
+    uids = get(config, "gateway.uids")
+    router = Router(wallet.hotkey.ss58_address, uids=set(uids) if uids else None)
+    state_path = get(config, "gateway.validator_state")
+    if state_path:
+        state_path = expand(state_path)
+        router.set_scores(read_scores(state_path, metagraph))
+    router.update(metagraph)
+    for uid, ok in recent_outcomes(conn):
+        router.outcome(uid, ok)
+    limits = Limits()
+    for name, used in tokens_today(conn, time.time() // DAY * DAY).items():
+        limits.seed(name, used)
+    records = RecordWriter(get(config, "gateway.path"))
+    # No keep-alive: httpcore may hand out a pooled connection the miner is closing (ReadError), which
+    # here would cost a needless failover; a fresh connection on a LAN costs well under a millisecond.
+    http = httpx.AsyncClient(timeout=None, trust_env=False,
+                             limits=httpx.Limits(max_connections=4096, max_keepalive_connections=0))
+    settings = RelaySettings(first_chunk_timeout=get(config, "gateway.first_chunk_timeout"),
+                             timeout=get(config, "gateway.timeout"),
+                             max_attempts=get(config, "gateway.max_attempts"),
+                             log_content=bool(get(config, "gateway.log_content")))
+    relay = Relay(router, http, hotkey_signer(wallet), Metrics(), settings)
+    chat = ChatEndpoint(relay, conn, limits, records, max_tokens=get(config, "gateway.max_tokens"))
+    app = build_app(chat, health=lambda: {"miners": len(router.candidates), "block": router_block[0],
+                                                "validator_scores": len(router.scores)})
+    router_block = [metagraph.block]
+
+    async def refresh():
+        interval = get(config, "gateway.metagraph_refresh")
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                mg = await asyncio.wait_for(asyncio.to_thread(chain.metagraph), 60)
+            except Exception as e:    # keep routing with the last view
+                log.warning("metagraph refresh failed, keeping the last one: %s", e)
+                continue
+            router.update(mg)
+            router_block[0] = mg.block
+            if state_path:
+                router.set_scores(await asyncio.to_thread(read_scores, state_path, mg))
+
+    port = sock.getsockname()[1]
+    log.info("gateway on http://%s:%d (hotkey %s): %d miners to route to, database %s",
+             get(config, "gateway.ip"), port, wallet.hotkey.ss58_address, len(router.candidates),
+             expand(get(config, "gateway.path")))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=3))
+    refresher = asyncio.create_task(refresh())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        refresher.cancel()
+        await http.aclose()
+        records.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python neurons/gateway.py`."""
+    from ..cli import run as run_command
+
+    parser = OneLineErrorParser(prog=os.path.basename(sys.argv[0]) or "gateway",
+                                description="Serve the subnet as an OpenAI-compatible API.")
+    add_args(parser)
+    add_keys_parsers(parser)
+    parser.set_defaults(func=lambda args: run(nest(args)))
+    args = parser.parse_args(argv)
+    return run_command(args.func, args)

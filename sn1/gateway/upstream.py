@@ -1,0 +1,140 @@
+"""One signed, streamed request to one miner, read as (content, finish_reason, n_tokens) events.
+
+``open_stream`` returns only once the miner's first content chunk (or its
+``[DONE]``) is in hand, within ``first_chunk_timeout``; anything else — a
+refusal, a connection error, garbage, silence — is a ``MinerFailure`` and the
+caller may try the next miner, since the client has seen nothing yet. After
+that, ``MinerStream.read`` gives the following events; a failure there is
+final for this answer. Text is re-sanitised: only valid UTF-8 leaves the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from ..errors import one_line
+from ..protocol.auth import sign_headers
+from ..protocol.sse import SSEError, SSEParser
+from ..protocol.wire import CHAT_PATH, ProtocolError, decode_chunk
+
+MAX_EVENT_BYTES = 256 * 1024
+ERROR_BODY_BYTES = 4096
+MAX_MESSAGE = 300
+
+Event = tuple[str, "str | None", int]
+
+
+class MinerFailure(Exception):
+    """``kind``: refused | timeout | connect_error | protocol_error | connection_lost | too_large."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = one_line(message, MAX_MESSAGE)
+
+
+def clean(text: str) -> str:
+    """``text`` as valid UTF-8 (a miner's JSON may carry lone surrogates, e.g. "\\ud800")."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+@dataclass
+class MinerStream:
+    response: httpx.Response
+    max_bytes: int
+    started: float                    # monotonic time the request was sent
+
+    def __post_init__(self):
+        self._raw = self.response.aiter_raw()
+        self._parser = SSEParser(max_line=MAX_EVENT_BYTES)
+        self.n_bytes = 0
+        self.done = False             # [DONE] arrived
+
+    async def read(self) -> list[Event]:
+        """The next events (at least one unless ``done``); MinerFailure if the stream breaks."""
+        out: list[Event] = []
+        while not out and not self.done:
+            try:
+                raw = await self._raw.__anext__()
+            except StopAsyncIteration:
+                raise MinerFailure("protocol_error", "stream ended without data: [DONE]") from None
+            except httpx.TransportError as e:
+                raise MinerFailure("connection_lost", f"connection lost: {type(e).__name__}: {e}") from None
+            self.n_bytes += len(raw)
+            if self.n_bytes > self.max_bytes:
+                raise MinerFailure("too_large", f"answer passed {self.max_bytes} bytes")
+            try:
+                payloads = self._parser.feed(raw)
+            except SSEError as e:
+                raise MinerFailure("protocol_error", str(e)) from None
+            for p in payloads:
+                if p == b"[DONE]":
+                    self.done = True
+                    break
+                try:
+                    content, finish, n = decode_chunk(p)
+                except ProtocolError as e:
+                    raise MinerFailure("protocol_error", str(e)) from None
+                out.append((clean(content), finish, n))
+        return out
+
+    async def aclose(self) -> None:
+        await self.response.aclose()     # closes the connection: the miner stops generating
+
+
+async def open_stream(http: httpx.AsyncClient, signer, endpoint: str, hotkey: str, body: bytes,
+                      first_chunk_timeout: float, max_bytes: int) -> tuple[MinerStream, list[Event]]:
+    """The miner's stream and its events up to and including the first with content."""
+    started = time.monotonic()
+    stream: MinerStream | None = None
+    try:
+        async with asyncio.timeout(first_chunk_timeout):
+            headers = sign_headers(signer, body, hotkey)
+            headers.update({"content-type": "application/json", "accept": "text/event-stream",
+                            "accept-encoding": "identity"})
+            response = await http.send(http.build_request("POST", f"http://{endpoint}{CHAT_PATH}",
+                                                          content=body, headers=headers), stream=True)
+            stream = MinerStream(response, max_bytes, started)
+            if response.status_code != 200:
+                raise MinerFailure("refused", await _error_message(response))
+            ctype = response.headers.get("content-type", "")
+            if not ctype.startswith("text/event-stream"):
+                raise MinerFailure("protocol_error", f"expected text/event-stream, got {ctype or 'nothing'!r}")
+            events: list[Event] = []
+            while not stream.done and not any(e[0] for e in events):
+                events += await stream.read()
+            return stream, events
+    except BaseException as e:
+        if stream is not None:
+            await stream.aclose()
+        if isinstance(e, TimeoutError):
+            raise MinerFailure("timeout", f"no first chunk within {first_chunk_timeout:g}s") from None
+        if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
+            raise MinerFailure("connect_error", f"{type(e).__name__}: {e}") from None
+        if isinstance(e, httpx.TransportError):
+            raise MinerFailure("connection_lost", f"{type(e).__name__}: {e}") from None
+        raise
+
+
+async def _error_message(response: httpx.Response) -> str:
+    """The miner's one-line reason (OpenAI error JSON or text), read up to a few KiB."""
+    data = b""
+    async for raw in response.aiter_raw():
+        data += raw
+        if len(data) >= ERROR_BODY_BYTES:
+            break
+    data = data[:ERROR_BODY_BYTES]
+    try:
+        msg = json.loads(data)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        msg = data.decode("utf-8", "replace").strip()
+    return f"HTTP {response.status_code}: {msg}" if msg else f"HTTP {response.status_code}"
