@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import socket
 import sys
 import time
 
-from ..config import (OneLineErrorParser, add_chain_args, add_logging_args, add_wallet_args, expand, flag, get,
-                      nest, one_line_errors, setup_logging)
+from ..config import (LISTEN_PORT, UID, OneLineErrorParser, add_chain_args, add_logging_args, add_wallet_args,
+                      at_least, expand, flag, get, nest, one_line_errors, positive, setup_logging)
 from ..errors import UsageError
 
 log = logging.getLogger("sn1.gateway")
@@ -26,25 +25,25 @@ DEFAULT_PORT = 8093
 
 def add_path_arg(parser) -> None:
     flag(parser, "--gateway.path", default=DEFAULT_PATH,
-         help=f"folder of the gateway's database: keys and records (default {DEFAULT_PATH})")
+         help="folder of the gateway's database: keys and records")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     add_wallet_args(parser)
-    add_chain_args(parser, default_netuid=1)
+    add_chain_args(parser)
     add_logging_args(parser)
     add_path_arg(parser)
     g = "--gateway."
     flag(parser, g + "ip", default="0.0.0.0", help="address to listen on")
-    flag(parser, g + "port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    flag(parser, g + "first_chunk_timeout", type=float, default=5.0,
+    flag(parser, g + "port", type=LISTEN_PORT, default=DEFAULT_PORT, help="port to listen on")
+    flag(parser, g + "first_chunk_timeout", type=positive(), default=5.0,
          help="seconds a miner has to send its first chunk before the next one is tried")
-    flag(parser, g + "timeout", type=float, default=60.0, help="seconds a miner has for a whole answer")
-    flag(parser, g + "max_attempts", type=int, default=3, help="miners tried per request before a 503")
-    flag(parser, g + "max_tokens", type=int, default=256,
+    flag(parser, g + "timeout", type=positive(), default=60.0, help="seconds a miner has for a whole answer")
+    flag(parser, g + "max_attempts", type=at_least(1), default=3, help="miners tried per request before a 503")
+    flag(parser, g + "max_tokens", type=at_least(1), default=256,
          help="completion tokens per request: the default and the most a client may ask for")
-    flag(parser, g + "uids", type=int, nargs="+", default=None, help="route only to these miner uids")
-    flag(parser, g + "metagraph_refresh", type=float, default=60.0, help="seconds between metagraph reads")
+    flag(parser, g + "uids", type=UID, nargs="+", default=None, help="route only to these miner uids")
+    flag(parser, g + "metagraph_refresh", type=positive(), default=60.0, help="seconds between metagraph reads")
     flag(parser, g + "log_content", action="store_true", help="keep prompts and answers in the records")
     flag(parser, g + "validator_state", default=None,
          help="folder (or state.json) of a validator running beside the gateway: its scores steer routing")
@@ -67,8 +66,8 @@ def add_keys_parsers(p: argparse.ArgumentParser) -> None:
     sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
     c = sub.add_parser("create", help="create a key; it is printed once, alone on the last line")
     c.add_argument("--name", required=True, help="who the key is for (unique among active keys)")
-    c.add_argument("--rpm", type=int, default=None, help="requests per minute (default 60)")
-    c.add_argument("--tokens-per-day", type=int, default=None,
+    c.add_argument("--rpm", type=at_least(1), default=None, help="requests per minute (default 60)")
+    c.add_argument("--tokens-per-day", type=at_least(1), default=None,
                    help="completion tokens per UTC day (default 100000)")
     c.set_defaults(func=cmd_create)
     ls = sub.add_parser("list", help="list keys (never their text) with today's token use")
@@ -130,21 +129,6 @@ def cmd_revoke(args) -> int:
 
 # ---- serving ----------------------------------------------------------------------------------
 
-def settings_check(config) -> None:
-    port = get(config, "gateway.port")
-    if not 0 <= port <= 65535:
-        raise UsageError("--gateway.port must be in 0..65535")
-    for name in ("first_chunk_timeout", "timeout", "metagraph_refresh"):
-        v = get(config, f"gateway.{name}")
-        if not (math.isfinite(v) and v > 0):
-            raise UsageError(f"--gateway.{name} must be a positive number of seconds")
-    for name in ("max_attempts", "max_tokens"):
-        if get(config, f"gateway.{name}") < 1:
-            raise UsageError(f"--gateway.{name} must be >= 1")
-    if any(u < 0 for u in get(config, "gateway.uids") or []):
-        raise UsageError("--gateway.uids must be uids (>= 0)")
-
-
 def listen(ip: str, port: int) -> socket.socket:
     """A bound TCP socket (UsageError if taken); TCP_NODELAY so small SSE chunks leave at once."""
     sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
@@ -163,7 +147,6 @@ def run(config) -> int:
     from . import db
 
     setup_logging(config)
-    settings_check(config)
     wallet = load_wallet(config)
     chain = connect(config)
     try:
