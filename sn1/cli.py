@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(func, args) -> int:
     """Run a command function; bad input becomes one line on stderr and exit 2."""
+    _printable_streams()
     try:
         rc = func(args)
     except UsageError as e:
@@ -58,6 +59,16 @@ def run(func, args) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return int(rc or 0)
+
+
+def _printable_streams() -> None:
+    # A miner's text printed to an ASCII terminal (LANG=C) or a pipe must never raise
+    # UnicodeEncodeError: characters the stream cannot encode are written as \\u escapes.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):   # replaced by a test harness, or already closed
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..config import get
-from ..miner.cli import bind_socket, published_ip
+from ..protocol.serving import bind_socket, published_ip
 
 log = logging.getLogger("sn1.validator")
 
