@@ -254,6 +254,8 @@ class MinerClient:
                                 raise SSEError(f"more than {MAX_EMPTY_EVENTS} events without text")
                     if cut or read.complete:
                         break
+                    if parser.error is not None:    # a cap, after the events before it were read
+                        raise parser.error
                 if cut:
                     break
                 await sleep(0)
