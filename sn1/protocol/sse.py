@@ -124,10 +124,10 @@ class SSEParser:
             start = e + 1
 
     def _keep(self, piece: bytes) -> None:
+        if self._tail_len + len(piece) > self.max_line:
+            raise SSEError(f"an SSE line exceeded {self.max_line} bytes")
         self._tail.append(piece)
         self._tail_len += len(piece)
-        if self._tail_len > self.max_line:
-            raise SSEError(f"an SSE line exceeded {self.max_line} bytes")
 
     def _line(self, line: bytes, events: list[bytes]) -> None:
         data = self._data
