@@ -109,19 +109,24 @@ class SSEParser:
         no Python work per line.
         """
         find = buf.find
+        data = self._data
         while start < end:
             if buf.startswith(b"data:", start):
                 d = start
             else:
                 d = find(b"\ndata:", start, end)
                 d = end if d < 0 else d + 1
-            if d > start and self._data and (buf[start] == 10 or find(b"\n\n", start, d) >= 0):
-                self._line(b"", events)           # a blank line among the skipped ones
-            if d >= end:
-                return
+                if data and (buf[start] == 10 or find(b"\n\n", start, d) >= 0):
+                    self._dispatch(events)      # a blank line among the skipped ones
+                if d >= end:
+                    return
             e = find(b"\n", d, end)
-            self._line(buf[d:e], events)
+            v = d + 6 if buf[d + 5] == 32 else d + 5     # "data: x" or "data:x"
+            self._add_data(buf[v:e])
             start = e + 1
+            if start < end and buf[start] == 10:       # the usual blank line right after
+                self._dispatch(events)
+                start += 1
 
     def _keep(self, piece: bytes) -> None:
         if self._tail_len + len(piece) > self.max_line:
@@ -130,21 +135,26 @@ class SSEParser:
         self._tail_len += len(piece)
 
     def _line(self, line: bytes, events: list[bytes]) -> None:
-        data = self._data
         if not line:
-            if data:
-                events.append(data[0] if len(data) == 1 else b"\n".join(data))
-                data.clear()
-                self._data_len = 0
-                self.n_events += 1
-                if self.max_events is not None and self.n_events > self.max_events:
-                    raise SSEError(f"the stream sent more than {self.max_events} events")
+            if self._data:
+                self._dispatch(events)
         elif line[:5] == b"data:":
-            value = line[6:] if line[5:6] == b" " else line[5:]
-            self._data_len += len(value) + 1
-            if self._data_len > self.max_event:
-                raise SSEError(f"an SSE event exceeded {self.max_event} bytes")
-            data.append(value)
-            if len(data) > self.max_data_lines:
-                raise SSEError(f"an SSE event had more than {self.max_data_lines} data lines")
+            self._add_data(line[6:] if line[5:6] == b" " else line[5:])
         # comments (":...") and other fields are ignored
+
+    def _dispatch(self, events: list[bytes]) -> None:
+        data = self._data
+        events.append(data[0] if len(data) == 1 else b"\n".join(data))
+        data.clear()
+        self._data_len = 0
+        self.n_events += 1
+        if self.max_events is not None and self.n_events > self.max_events:
+            raise SSEError(f"the stream sent more than {self.max_events} events")
+
+    def _add_data(self, value: bytes) -> None:
+        self._data_len += len(value) + 1
+        if self._data_len > self.max_event:
+            raise SSEError(f"an SSE event exceeded {self.max_event} bytes")
+        self._data.append(value)
+        if len(self._data) > self.max_data_lines:
+            raise SSEError(f"an SSE event had more than {self.max_data_lines} data lines")

@@ -112,6 +112,24 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: 
                 503: "overloaded_error"}
 
 
+_scan_once = json.JSONDecoder().scan_once     # the C scanner, without json.loads' layers
+
+
+def _loads(payload: bytes):
+    """``json.loads`` for one chunk, at a fraction of its fixed cost per call (a stream of
+    one-character events costs little more per byte than honest batches)."""
+    text = decode_utf8(payload)
+    if text[:1].isspace():
+        text = text.lstrip()
+    try:
+        obj, end = _scan_once(text, 0)
+    except StopIteration as e:
+        raise ValueError(f"Expecting value: char {e.value}") from None
+    if end != len(text) and not text[end:].isspace():
+        raise ValueError(f"Extra data: char {end}")
+    return obj
+
+
 def decode_chunk(payload: bytes) -> tuple[str, str | None, int]:
     """(content, finish_reason, n_tokens) of one SSE data payload; ProtocolError if malformed,
     MinerError if it is the miner's own error event.
@@ -122,7 +140,7 @@ def decode_chunk(payload: bytes) -> tuple[str, str | None, int]:
     (but newline and tab) are dropped (``text.clean_text``).
     """
     try:
-        obj = json.loads(decode_utf8(payload))
+        obj = _loads(payload)
     except ValueError as e:
         raise ProtocolError(f"chunk is not JSON: {e}") from None
     except RecursionError:      # [[[[... nested past the interpreter's limit
