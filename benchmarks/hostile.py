@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import selectors
@@ -134,7 +135,7 @@ def start_hostile(modes):
 
 async def one_step(client, targets, timeout: float):
     loop = asyncio.get_running_loop()
-    worst = (0.0, 0.0)
+    worst = (0.0, 0.0, 0.0)
     stop = False
 
     async def ticker():
@@ -144,10 +145,10 @@ async def one_step(client, targets, timeout: float):
             await asyncio.sleep(0.005)
             stall = loop.time() - t - 0.005
             if stall > worst[0]:
-                worst = (stall, time.thread_time() - c)
+                worst = (stall, time.thread_time() - c, t - t0)
 
-    tick = asyncio.create_task(ticker())
     t0 = loop.time()
+    tick = asyncio.create_task(ticker())
     results = await client.query(targets, MSG, timeout=timeout)
     wall = loop.time() - t0
     stop = True
@@ -155,7 +156,7 @@ async def one_step(client, targets, timeout: float):
     return wall, worst, results
 
 
-async def step_rounds(wallet, ports, timeout: float, rounds: int):
+async def step_rounds(wallet, ports, timeout: float, rounds: int, freeze: bool):
     from sn1.chain.base import Neuron
     from sn1.validator.query import MinerClient
 
@@ -164,34 +165,37 @@ async def step_rounds(wallet, ports, timeout: float, rounds: int):
     out = []
     async with MinerClient(wallet) as client:
         await client.query(targets[-1:], MSG, timeout=timeout)        # warm-up (imports, pool)
+        if freeze:
+            gc.freeze()         # as the validator does after start-up (sn1.validator.loop)
         for _ in range(rounds):
             out.append(await one_step(client, targets, timeout))
     return out
 
 
-def part_step(tmp: str, rounds: int, timeout: float) -> dict:
+def part_step(tmp: str, rounds: int, timeout: float, freeze: bool = True) -> dict:
     from sn1.testing import make_wallet
 
     modes = (HEAVY * 2)[:32]
     procs = []
     try:
         ports = []
-        for half in (modes[:16], modes[16:] + ["honest"]):
+        for half in (modes[:16], modes[16:], ["honest"]):     # honest alone: no flood delays it
             p, pp = start_hostile(half)
             procs.append(p)
             ports += pp
         wallet = make_wallet(os.path.join(tmp, "wallets"), "bench-validator")
-        runs = asyncio.run(step_rounds(wallet, ports, timeout, rounds))
+        runs = asyncio.run(step_rounds(wallet, ports, timeout, rounds, freeze))
     finally:
         for p in procs:
             p.kill()
             p.wait()
-    print(f"\n## step: 32 hostile miners + 1 honest, timeout {timeout:g}s, {rounds} rounds after a warm-up")
-    print("| round | wall s | worst stall ms (wall) | CPU of this thread in it, ms | honest miner |\n"
-          "|---:|---:|---:|---:|---|")
-    for i, (wall, (stall, cpu), results) in enumerate(runs, 1):
+    print(f"\n## step: 32 hostile miners + 1 honest, timeout {timeout:g}s, {rounds} rounds after a warm-up"
+          f"{', gc.freeze() after it' if freeze else ''}")
+    print("| round | wall s | worst stall ms (wall) | CPU of this thread in it, ms | at s | honest miner |\n"
+          "|---:|---:|---:|---:|---:|---|")
+    for i, (wall, (stall, cpu, at), results) in enumerate(runs, 1):
         h = results[-1]
-        print(f"| {i} | {wall:.2f} | {stall * 1000:.1f} | {cpu * 1000:.1f} | {h.status}, "
+        print(f"| {i} | {wall:.2f} | {stall * 1000:.1f} | {cpu * 1000:.1f} | {at:.2f} | {h.status}, "
               f"{len(h.chunk_times)} chunks, first {h.time_to_first_chunk or 0:.3f}s |")
     statuses: dict = {}
     for r in runs[-1][2][:-1]:
@@ -319,6 +323,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4 << 20, help="bytes per reader case")
     ap.add_argument("--rounds", type=int, default=3, help="step rounds")
     ap.add_argument("--timeout", type=float, default=5.0, help="step timeout, seconds")
+    ap.add_argument("--no_freeze", action="store_true", help="step: skip gc.freeze() after the warm-up")
     ap.add_argument("--requests", type=int, default=40, help="miner latency requests per row")
     ap.add_argument("--idle", type=int, default=2000, help="idle connections the attacker holds")
     ap.add_argument("--attacker", nargs=4, metavar=("PORT", "N", "SOURCES", "SECONDS"), help=argparse.SUPPRESS)
@@ -331,7 +336,7 @@ def main() -> None:
         if "reader" in args.parts:
             part_reader(args.size)
         if "step" in args.parts:
-            part_step(tmp, args.rounds, args.timeout)
+            part_step(tmp, args.rounds, args.timeout, not args.no_freeze)
         if "miner" in args.parts:
             part_miner(tmp, args.requests, args.idle)
 
