@@ -206,11 +206,12 @@ def part_step(tmp: str, rounds: int, timeout: float, freeze: bool = True) -> dic
 
 # ---- 3. miner latency under an idle-connection flood --------------------------------------------
 
-def attacker(port: int, n: int, sources: int, seconds: float) -> None:
-    """Hold ``n`` idle connections to ``port`` from 127.0.0.2.. (``sources`` addresses; 1 = 127.0.0.1),
-    reopening every one the miner closes, for ``seconds``. Prints how many reopenings it made."""
+def attacker(port: int, n: int, sources: int, seconds: float, churn: bool) -> None:
+    """Open ``n`` idle connections to ``port`` from ``sources`` addresses (127.0.2.2...; never the
+    validator's 127.0.0.1) and hold them for ``seconds``; with ``churn`` reopen at once every one
+    the miner closes (a connection flood)."""
     sel = selectors.DefaultSelector()
-    addrs = ["127.0.0.1"] if sources == 1 else [f"127.0.{2 + i // 250}.{2 + i % 250}" for i in range(sources)]
+    addrs = [f"127.0.{2 + i // 250}.{2 + i % 250}" for i in range(sources)]
     reopened = 0
 
     def open_one(i):
@@ -236,11 +237,12 @@ def attacker(port: int, n: int, sources: int, seconds: float) -> None:
                 continue
             except OSError:
                 data = b""
-            if not data:                      # closed by the miner: open another at once
+            if not data:                      # closed by the miner
                 sel.unregister(s)
                 s.close()
-                open_one(key.data)
-                reopened += 1
+                if churn:
+                    open_one(key.data)
+                    reopened += 1
     print(json.dumps({"reopened": reopened}), flush=True)
 
 
@@ -288,9 +290,11 @@ def part_miner(tmp: str, n: int, idle: int) -> dict:
                 break
             time.sleep(0.1)
         rows["idle-free"] = (asyncio.run(latencies(val, neuron, n)), None, None)
-        for label, sources in ((f"{idle} idle, 1 address", 1), (f"{idle} idle, 100 addresses", 100)):
-            att = subprocess.Popen([sys.executable, __file__, "--attacker", str(port), str(idle), str(sources), "600"],
-                                   stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        for churn, sources in ((False, 1), (False, 100), (True, 1), (True, 100)):
+            label = (f"{idle} idle from {sources} address{'es' if sources > 1 else ''}"
+                     + (", reopened as closed (flood)" if churn else ", held"))
+            att = subprocess.Popen([sys.executable, __file__, "--attacker", str(port), str(idle), str(sources),
+                                    "600", str(int(churn))], stdout=subprocess.PIPE, text=True, cwd=ROOT)
             try:
                 assert att.stdout.readline().strip() == "ready"
                 time.sleep(1.0)
@@ -326,11 +330,11 @@ def main() -> None:
     ap.add_argument("--no_freeze", action="store_true", help="step: skip gc.freeze() after the warm-up")
     ap.add_argument("--requests", type=int, default=40, help="miner latency requests per row")
     ap.add_argument("--idle", type=int, default=2000, help="idle connections the attacker holds")
-    ap.add_argument("--attacker", nargs=4, metavar=("PORT", "N", "SOURCES", "SECONDS"), help=argparse.SUPPRESS)
+    ap.add_argument("--attacker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.attacker:
-        port, n, sources, seconds = args.attacker
-        return attacker(int(port), int(n), int(sources), float(seconds))
+        port, n, sources, seconds, churn = args.attacker
+        return attacker(int(port), int(n), int(sources), float(seconds), churn == "1")
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="sn1-hostile-") as tmp:
         if "reader" in args.parts:

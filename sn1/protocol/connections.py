@@ -10,9 +10,10 @@ module bounds what any peer can hold before it has proved anything:
   request line and headers (from connect, or from the first byte of a request
   on a kept-alive connection; then ``408`` and close), caps connections per
   source address (``max_per_ip``) and connections not carrying a request
-  (``max_idle``). At a cap the *oldest idle* connection is closed to make room,
-  so a newcomer (a validator) always gets in: holding sockets only pushes out
-  the holder's own older sockets. A connection is refused only when all of its
+  (``max_idle``). At a cap an idle connection is closed to make room (the
+  address's oldest; for the global cap the oldest of the address holding the
+  most), so a newcomer (a validator) always gets in: holding sockets only
+  pushes out the holder's own older sockets. A connection is refused only when all of its
   address's connections are busy with requests. Keep-alive idling is bounded
   by uvicorn's ``timeout_keep_alive``.
 - ``Admission``: an ASGI wrapper that counts requests being handled (not
@@ -48,14 +49,23 @@ class ConnectionLimits:
 
 
 class ConnectionGuard:
-    """Bookkeeping of open connections (one event loop, no locks needed)."""
+    """Bookkeeping of open connections (one event loop, no locks needed).
+
+    Idle connections are kept per address, oldest first, and addresses are
+    bucketed by how many idle connections they hold, so the victim of the global
+    cap (the oldest idle connection of the address holding the most) is found
+    in O(1): a validator holding one connection is never the one closed while
+    anyone holds more.
+    """
 
     def __init__(self, limits: ConnectionLimits):
         self.limits = limits
         self.ip_of: dict = {}                       # open connection -> its source address
         self.per_ip: dict[str, int] = {}
-        self.idle: OrderedDict = OrderedDict()      # idle connections, oldest first
-        self.idle_by_ip: dict[str, OrderedDict] = {}
+        self.idle_by_ip: dict[str, OrderedDict] = {}   # address -> its idle connections, oldest first
+        self.n_idle = 0
+        self._by_count: dict[int, dict] = {}        # idle count -> addresses holding that many
+        self._most = 0                              # the highest idle count of any address
         self.evicted = 0                            # idle connections closed to make room
         self.refused = 0                            # connections closed at once (address at its cap)
         self.header_timeouts = 0
@@ -70,8 +80,9 @@ class ConnectionGuard:
                 self.refused += 1
                 return False
             self._evict(next(iter(same_ip)))
-        if len(self.idle) >= lim.max_idle:
-            self._evict(next(iter(self.idle)))
+        if self.n_idle >= lim.max_idle:
+            crowded = next(iter(self._by_count[self._most]))
+            self._evict(next(iter(self.idle_by_ip[crowded])))
         self.ip_of[conn] = ip
         self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
         self.set_idle(conn)
@@ -81,20 +92,35 @@ class ConnectionGuard:
         ip = self.ip_of.get(conn)
         if ip is None:
             return
-        self.idle[conn] = None
-        self.idle.move_to_end(conn)
         by_ip = self.idle_by_ip.setdefault(ip, OrderedDict())
+        if conn in by_ip:
+            return
         by_ip[conn] = None
-        by_ip.move_to_end(conn)
+        self.n_idle += 1
+        self._recount(ip, len(by_ip) - 1, len(by_ip))
 
     def set_busy(self, conn) -> None:
-        self.idle.pop(conn, None)
         ip = self.ip_of.get(conn)
         by_ip = self.idle_by_ip.get(ip)
-        if by_ip is not None:
-            by_ip.pop(conn, None)
-            if not by_ip:
-                del self.idle_by_ip[ip]
+        if by_ip is None or conn not in by_ip:      # not idle
+            return
+        del by_ip[conn]
+        self.n_idle -= 1
+        self._recount(ip, len(by_ip) + 1, len(by_ip))
+        if not by_ip:
+            del self.idle_by_ip[ip]
+
+    def _recount(self, ip: str, old: int, new: int) -> None:
+        if old:
+            bucket = self._by_count[old]
+            del bucket[ip]
+            if not bucket:
+                del self._by_count[old]
+        if new:
+            self._by_count.setdefault(new, {})[ip] = None
+            self._most = max(self._most, new)
+        while self._most and self._most not in self._by_count:
+            self._most -= 1
 
     def closed(self, conn) -> None:
         if conn not in self.ip_of:
@@ -113,7 +139,7 @@ class ConnectionGuard:
         conn.drop()
 
     def snapshot(self) -> dict:
-        return {"open": len(self.ip_of), "idle": len(self.idle), "addresses": len(self.per_ip),
+        return {"open": len(self.ip_of), "idle": self.n_idle, "addresses": len(self.per_ip),
                 "evicted": self.evicted, "refused": self.refused, "header_timeouts": self.header_timeouts}
 
 
