@@ -214,7 +214,6 @@ class MinerClient:
         n_bytes = 0
         empty = 0
         cut = False
-        sleep = asyncio.sleep
         try:
             async for raw in response.aiter_raw():
                 if read.complete:
@@ -224,41 +223,31 @@ class MinerClient:
                 if n_bytes > max_bytes:
                     raw = raw[:len(raw) - (n_bytes - max_bytes)]
                     n_bytes, cut = max_bytes, True
-                # Parse in bounded slices and give the loop back after each: a read can hold
-                # 64 KiB of tiny events, and other miners' deadlines must fire on time.
-                for k in range(0, len(raw), FEED_SLICE):
-                    if k:
-                        await sleep(0)
-                    for payload in parser.feed(raw[k:k + FEED_SLICE] if len(raw) > FEED_SLICE else raw):
-                        if payload == b"[DONE]":
-                            read.complete, read.end = True, t
-                            r.status = "timeout" if r.finish_reason == "timeout" else "ok"
-                            if r.status == "timeout":
-                                r.message = "the miner stopped at the deadline"
-                            break
-                        content, finish, n = decode_chunk(payload)
-                        if finish is not None:
-                            r.finish_reason = finish
-                        if content:
-                            parts.append(content)
-                            times.append(t)
-                            tokens.append(n)
-                            if on_chunk is not None:
-                                _call(on_chunk, r, content, t)
-                            if len(times) >= max_chunks:
-                                cut = True
-                                break
-                        else:
-                            empty += 1
-                            if empty > MAX_EMPTY_EVENTS:
-                                raise SSEError(f"more than {MAX_EMPTY_EVENTS} events without text")
-                    if cut or read.complete:
+                async for payload in _payloads(parser, raw):
+                    if payload == b"[DONE]":
+                        read.complete, read.end = True, t
+                        r.status = "timeout" if r.finish_reason == "timeout" else "ok"
+                        if r.status == "timeout":
+                            r.message = "the miner stopped at the deadline"
                         break
-                    if parser.error is not None:    # a cap, after the events before it were read
-                        raise parser.error
+                    content, finish, n = decode_chunk(payload)
+                    if finish is not None:
+                        r.finish_reason = finish
+                    if content:
+                        parts.append(content)
+                        times.append(t)
+                        tokens.append(n)
+                        if on_chunk is not None:
+                            _call(on_chunk, r, content, t)
+                        if len(times) >= max_chunks:
+                            cut = True
+                            break
+                    else:
+                        empty += 1
+                        if empty > MAX_EMPTY_EVENTS:
+                            raise SSEError(f"more than {MAX_EMPTY_EVENTS} events without text")
                 if cut:
                     break
-                await sleep(0)
                 # After [DONE] keep reading: the end of the HTTP body normally comes in the same
                 # read, and a response read to its end leaves the connection in the pool.
         except SSEError as e:
@@ -280,6 +269,18 @@ class MinerClient:
             r.message = r.message or f"answer cut at {n_bytes} bytes / {len(times)} chunks"
         else:
             r.status, r.message = "protocol_error", "stream ended without data: [DONE]"
+
+
+async def _payloads(parser: SSEParser, raw: bytes):
+    """The event payloads in one network read, parsed ``FEED_SLICE`` bytes at a time with the
+    event loop given back after each slice: a read can hold 64 KiB of tiny events, and the
+    other miners' deadlines must fire on time."""
+    for k in range(0, len(raw), FEED_SLICE):
+        for payload in parser.feed(raw[k:k + FEED_SLICE] if len(raw) > FEED_SLICE else raw):
+            yield payload
+        if parser.error is not None:      # a cap, raised once the events before it were read
+            raise parser.error
+        await asyncio.sleep(0)
 
 
 class _Read:
