@@ -305,6 +305,7 @@ def part_miner(tmp: str, n: int, idle: int) -> dict:
                 att.wait()
             rows[label] = (lat, conns, None)
             time.sleep(1.5)     # let the miner's side settle
+        rows["idle-free, again (noise check)"] = (asyncio.run(latencies(val, neuron, n)), None, None)
     finally:
         stop_processes([miner])
     base = statistics.median(rows["idle-free"][0])
