@@ -285,3 +285,21 @@ async def test_refused_connections_do_no_model_work(net):
     r = await ask(net, "guarded")
     assert r.status == "ok"
     assert (await health(net, "guarded"))["served"] == served_before + 1
+
+
+# ---- the new flags are checked before anything starts -------------------------------------------
+
+@pytest.mark.parametrize("flag,value,line", [
+    ("--neuron.header_timeout", "0", "error: --neuron.header_timeout must be > 0"),
+    ("--neuron.keepalive_timeout", "-1", "error: --neuron.keepalive_timeout must be > 0"),
+    ("--neuron.max_connections_per_ip", "0", "error: --neuron.max_connections_per_ip must be >= 1"),
+    ("--neuron.max_idle_connections", "0", "error: --neuron.max_idle_connections must be >= 1"),
+    ("--neuron.reserved_connections", "-1", "error: --neuron.reserved_connections must be >= 0"),
+    ("--neuron.reserved_connections", "1024",
+     "error: --neuron.reserved_connections must be < --neuron.max_connections"),
+])
+def test_connection_flags_are_range_checked(flag, value, line):
+    from sn1.testing import run_sn1
+
+    p = run_sn1("miner", "--backend", "echo", flag, value, timeout=60)
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == line, p.stderr
