@@ -122,9 +122,17 @@ class SSEParser:
                     return
             e = find(b"\n", d, end)
             v = d + 6 if buf[d + 5] == 32 else d + 5     # "data: x" or "data:x"
-            self._add_data(buf[v:e])
             start = e + 1
-            if start < end and buf[start] == 10:       # the usual blank line right after
+            if not data and start < end and buf[start] == 10 and e - v < self.max_event:
+                # The usual event: one data line and a blank line; no list, no join.
+                events.append(buf[v:e])
+                start += 1
+                self.n_events += 1
+                if self.max_events is not None and self.n_events > self.max_events:
+                    raise SSEError(f"the stream sent more than {self.max_events} events")
+                continue
+            self._add_data(buf[v:e])
+            if start < end and buf[start] == 10:       # the blank line right after
                 self._dispatch(events)
                 start += 1
 
