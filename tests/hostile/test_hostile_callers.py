@@ -289,17 +289,16 @@ async def test_refused_connections_do_no_model_work(net):
 
 # ---- the new flags are checked before anything starts -------------------------------------------
 
-@pytest.mark.parametrize("flag,value,line", [
-    ("--neuron.header_timeout", "0", "error: --neuron.header_timeout must be > 0"),
-    ("--neuron.keepalive_timeout", "-1", "error: --neuron.keepalive_timeout must be > 0"),
-    ("--neuron.max_connections_per_ip", "0", "error: --neuron.max_connections_per_ip must be >= 1"),
-    ("--neuron.max_idle_connections", "0", "error: --neuron.max_idle_connections must be >= 1"),
-    ("--neuron.reserved_connections", "-1", "error: --neuron.reserved_connections must be >= 0"),
-    ("--neuron.reserved_connections", "1024",
-     "error: --neuron.reserved_connections must be < --neuron.max_connections"),
+@pytest.mark.parametrize("flag,value", [
+    ("--neuron.header_timeout", "0"), ("--neuron.keepalive_timeout", "-1"),
+    ("--neuron.max_connections_per_ip", "0"), ("--neuron.max_idle_connections", "0"),
+    ("--neuron.reserved_connections", "-1"), ("--neuron.reserved_connections", "1024"),
 ])
-def test_connection_flags_are_range_checked(flag, value, line):
+def test_connection_flags_are_range_checked(flag, value):
+    """One line naming the flag, exit 2, before anything starts (reserved must stay below
+    --neuron.max_connections, 1024 by default)."""
     from sn1.testing import run_sn1
 
     p = run_sn1("miner", "--backend", "echo", flag, value, timeout=60)
-    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == line, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and flag in lines[0], p.stderr
