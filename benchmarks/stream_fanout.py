@@ -49,7 +49,7 @@ def worker(spec_file: str) -> None:
 
     from sn1.chain.base import Metagraph, Neuron
     from sn1.miner.backends.test import PhraseMiner
-    from sn1.miner.cli import bind_socket
+    from sn1.protocol.serving import bind_socket
     from sn1.miner.server import MetagraphView, MinerSettings, build_app
 
     spec = json.load(open(spec_file))

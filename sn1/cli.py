@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(func, args) -> int:
     """Run a command function; bad input becomes one line on stderr and exit 2."""
+    _printable_streams()
     try:
         rc = func(args)
     except UsageError as e:
@@ -70,6 +71,16 @@ def run(func, args) -> int:
               file=sys.stderr)
         return 1
     return int(rc or 0)
+
+
+def _printable_streams() -> None:
+    # A miner's text printed to an ASCII terminal (LANG=C) or a pipe must never raise
+    # UnicodeEncodeError: characters the stream cannot encode are written as \\u escapes.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):   # replaced by a test harness, or already closed
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

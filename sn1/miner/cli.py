@@ -19,6 +19,7 @@ from ..config import (LISTEN_PORT, PORT, Bounded, OneLineErrorParser, add_chain_
                       add_wallet_args, at_least, flag, fraction, get, nest, one_line_errors, positive,
                       setup_logging)
 from ..errors import UsageError
+from ..protocol.serving import bind_socket, published_ip
 from .backends import BACKENDS, load_backend
 
 log = logging.getLogger("sn1.miner")
@@ -29,9 +30,11 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
 
     Defaults come from MinerSettings, so the flags and the framework cannot drift apart.
     """
+    from ..protocol.connections import ConnectionLimits
     from .server import MinerSettings
 
     d = MinerSettings()
+    lim = ConnectionLimits()
     flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
     flag(parser, "--axon.port", type=LISTEN_PORT, default=8091, help="port to listen on")
     flag(parser, "--axon.external_ip", default=None,
@@ -51,7 +54,17 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--neuron.body_timeout", type=positive(), default=d.body_timeout,
          help="seconds a caller may take to send its request body (408 beyond)")
     flag(parser, "--neuron.max_connections", type=at_least(1), default=1024,
-         help="connections served at once; a request on one more gets 503")
+         help="requests handled at once (idle connections do not count); one more gets 503")
+    flag(parser, "--neuron.reserved_connections", type=at_least(0), default=64,
+         help="of --neuron.max_connections, kept for requests signed by registered validators")
+    flag(parser, "--neuron.header_timeout", type=positive(), default=lim.header_timeout,
+         help="seconds a connection may take to send its request line and headers (then closed)")
+    flag(parser, "--neuron.keepalive_timeout", type=positive(), default=lim.keepalive_timeout,
+         help="seconds an idle kept-alive connection stays open")
+    flag(parser, "--neuron.max_connections_per_ip", type=at_least(1), default=lim.max_per_ip,
+         help="open connections from one address; past it its oldest idle one is closed")
+    flag(parser, "--neuron.max_idle_connections", type=at_least(1), default=lim.max_idle,
+         help="connections not carrying a request; past it the oldest idle one is closed")
     flag(parser, "--neuron.max_timeout", type=positive(), default=d.max_timeout,
          help="seconds a generation may run when the caller names no timeout, and at most")
     flag(parser, "--neuron.metagraph_refresh", type=positive(), default=60.0,
@@ -73,7 +86,7 @@ def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend:
     flag(parser, "--backend", choices=list(BACKENDS), default=default_backend,
          required=default_backend is None, help="what the miner runs")
     add_wallet_args(parser)
-    add_chain_args(parser, default_netuid=1)
+    add_chain_args(parser)
     add_logging_args(parser)
     add_server_args(parser)
     for name in backend_names:
@@ -116,47 +129,6 @@ def main(argv: list[str] | None = None, default_backend: str | None = None) -> i
 
 # ---- running ----------------------------------------------------------------------------------
 
-def bind_socket(ip: str, port: int) -> socket.socket:
-    """A bound TCP socket for uvicorn (UsageError if the address is taken).
-
-    TCP_NODELAY matters: asyncio only sets it on accepted sockets whose proto
-    is IPPROTO_TCP, and without it every request on a kept-alive connection
-    waits ~40 ms for a delayed ACK (Nagle). Linux passes the option from the
-    listening socket to the accepted ones.
-    """
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((ip, port))
-    except OSError as e:
-        sock.close()
-        raise UsageError(f"cannot listen on {ip}:{port}: {e.strerror or e}") from None
-    sock.set_inheritable(True)
-    return sock
-
-
-def published_ip(config) -> str:
-    ext = get(config, "axon.external_ip")
-    if ext:
-        return ext
-    ip = get(config, "axon.ip", "0.0.0.0")
-    if ip not in ("0.0.0.0", "::", ""):
-        return ip
-    if get(config, "subtensor.network") in ("sandbox", "local"):
-        return "127.0.0.1"
-    # The address of the interface that routes outwards (no packet is sent).
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("8.8.8.8", 80))
-            ip = s.getsockname()[0]
-        except OSError:
-            raise UsageError("cannot find this machine's address: set --axon.external_ip") from None
-    log.warning("publishing %s (a local interface address); set --axon.external_ip to your public ip", ip)
-    return ip
-
-
 def run(config) -> int:
     from ..chain import ChainError, connect, load_wallet
 
@@ -192,29 +164,36 @@ def run(config) -> int:
 
 
 def settings_check(config) -> None:
-    for name, low in (("streaming_batch_size", 1), ("max_concurrent", 1), ("max_queue", 0),
-                      ("max_request_bytes", 1), ("max_connections", 1)):
-        if get(config, f"neuron.{name}") < low:
-            raise UsageError(f"--neuron.{name} must be >= {low}")
-    for name in ("max_timeout", "metagraph_refresh", "body_timeout", "streaming_interval"):
-        if not get(config, f"neuron.{name}") > 0:
-            raise UsageError(f"--neuron.{name} must be > 0")
+    """What one flag's range cannot say (each flag's own range is checked by argparse)."""
+    if get(config, "neuron.reserved_connections") >= get(config, "neuron.max_connections"):
+        raise UsageError("--neuron.reserved_connections must be < --neuron.max_connections")
 
 
 async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.socket) -> None:
     import uvicorn
 
-    from .server import MetagraphView, MinerSettings, build_app
+    from ..protocol.connections import Admission, ConnectionGuard, ConnectionLimits, guarded_protocol
+    from ..protocol.serving import raise_fd_limit
+    from .server import MetagraphView, MinerSettings, build_app, validator_request
 
     view = MetagraphView(chain, interval=get(config, "neuron.metagraph_refresh"),
                          min_refresh=min(5.0, get(config, "neuron.metagraph_refresh")), own_hotkey=hotkey)
     view.set(metagraph)
     app = build_app(backend, hotkey, view, MinerSettings.from_config(config))
-    # uvicorn counts the connection being answered too: one more than the cap means "this many
-    # others are open", so exactly max_connections are served and the next one gets 503.
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                                           timeout_graceful_shutdown=3,
-                                           limit_concurrency=get(config, "neuron.max_connections") + 1))
+    # Idle connections are bounded by the guard (deadlines, per-address and idle caps); the
+    # request limit counts requests only, with a reserve for registered validators.
+    limits = ConnectionLimits(header_timeout=get(config, "neuron.header_timeout"),
+                              keepalive_timeout=get(config, "neuron.keepalive_timeout"),
+                              max_per_ip=get(config, "neuron.max_connections_per_ip"),
+                              max_idle=get(config, "neuron.max_idle_connections"))
+    guard = ConnectionGuard(limits)
+    app.state.guard = guard
+    raise_fd_limit(get(config, "neuron.max_connections") + limits.max_idle + 64)
+    admitted = Admission(app, get(config, "neuron.max_connections"), get(config, "neuron.reserved_connections"),
+                         trusted=lambda scope: validator_request(view, scope))
+    server = uvicorn.Server(uvicorn.Config(admitted, log_config=None, access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=3, http=guarded_protocol(guard),
+                                           timeout_keep_alive=limits.keepalive_timeout))
     refresher = asyncio.create_task(view.run())
     try:
         await server.serve(sockets=[sock])

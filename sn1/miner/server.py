@@ -418,6 +418,18 @@ class ChatEndpoint:
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+def validator_request(view: MetagraphView, scope) -> bool:
+    """The request names (X-Bittensor-Hotkey) a registered hotkey holding a validator permit.
+
+    Only decides who may use the connections reserved for validators: the
+    signature is still checked by the endpoint, so naming someone else's
+    hotkey buys at most ``body_timeout`` seconds of a reserved slot.
+    """
+    hotkey = Headers(scope=scope).get("x-bittensor-hotkey")
+    neuron = view.by_hotkey.get(hotkey) if hotkey else None
+    return neuron is not None and bool(getattr(neuron, "validator_permit", False))
+
+
 def build_app(backend, hotkey: str, view: MetagraphView, settings: MinerSettings,
               nonce_store=None) -> Starlette:
     chat = ChatEndpoint(backend, hotkey, view, settings, nonce_store=nonce_store)
@@ -425,7 +437,12 @@ def build_app(backend, hotkey: str, view: MetagraphView, settings: MinerSettings
     async def health(request):
         return JSONResponse({"status": "ok", "hotkey": hotkey, "backend": chat.model,
                              "active": chat.gate.active, "waiting": chat.gate.waiting,
-                             "served": chat.stats.served, "refused": chat.stats.refused})
+                             "served": chat.stats.served, "refused": chat.stats.refused,
+                             **_connections(request)})
+
+    def _connections(request) -> dict:
+        guard = getattr(request.app.state, "guard", None)
+        return {"connections": guard.snapshot()} if guard is not None else {}
 
     app = Starlette(routes=[Route(CHAT_PATH, chat, methods=["POST"]), Route(HEALTH_PATH, health)])
     app.state.chat = chat

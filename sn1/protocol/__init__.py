@@ -5,6 +5,9 @@
 - ``request``: server-side validation of a request body (pydantic).
 - ``auth``: btauth/1 signing and verification helpers, and an httpx hook for
   OpenAI clients.
+- ``text``: a peer's text made valid (U+FFFD, no control characters).
+- ``serving``: binding the listening socket, the address to publish.
+- ``connections``: what strangers can hold on a server's port (deadlines, caps).
 
 See docs/protocol.md for the normative description.
 """

@@ -13,6 +13,8 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .text import replace_surrogates
+
 MAX_TIMEOUT = 3600.0
 
 
@@ -43,6 +45,12 @@ class Message(BaseModel):
             return "".join(p["text"] for p in v)
         return v
 
+    @field_validator("content")
+    @classmethod
+    def _valid_text(cls, v: str) -> str:
+        # JSON may carry lone surrogates ("\ud800"): no engine can encode them, so U+FFFD.
+        return replace_surrogates(v)
+
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -66,6 +74,13 @@ class ChatRequest(BaseModel):
             raise ValueError("must be a finite number of seconds")
         return v
 
+    @field_validator("stop")
+    @classmethod
+    def _valid_stop(cls, v):
+        if v is None or isinstance(v, str):
+            return v if v is None else replace_surrogates(v)
+        return [replace_surrogates(x) for x in v]
+
     @property
     def token_limit(self) -> int | None:
         return self.max_tokens if self.max_tokens is not None else self.max_completion_tokens
@@ -83,6 +98,8 @@ def parse_request(body: bytes, model: type[ChatRequest] = ChatRequest, field_sta
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise RequestError(400, f"body is not valid JSON: {e}") from None
+    except RecursionError:      # [[[[... nested past the interpreter's limit
+        raise RequestError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise RequestError(400, "body must be a JSON object")
     try:

@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..config import get
-from ..miner.cli import bind_socket, published_ip
+from ..protocol.connections import ConnectionGuard, ConnectionLimits, guarded_protocol
+from ..protocol.serving import bind_socket, published_ip
 
 log = logging.getLogger("sn1.validator")
 
@@ -39,8 +40,11 @@ def bind(config) -> socket.socket:
 
 
 async def serve_endpoint(config, v, sock: socket.socket) -> asyncio.Task:
-    server = uvicorn.Server(uvicorn.Config(build_app(v), log_config=None, access_log=False,
-                                           lifespan="off"))
+    # Public port: the same bounds as a miner's (header deadline, idle and per-address caps).
+    limits = ConnectionLimits()
+    server = uvicorn.Server(uvicorn.Config(build_app(v), log_config=None, access_log=False, lifespan="off",
+                                           http=guarded_protocol(ConnectionGuard(limits)),
+                                           timeout_keep_alive=limits.keepalive_timeout))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     ip = published_ip(config)
     port = get(config, "axon.external_port") or sock.getsockname()[1]

@@ -15,13 +15,17 @@ import os
 
 import numpy as np
 
+from ..protocol.text import replace_surrogates
+
 log = logging.getLogger("sn1.validator")
 
 
 def _plain(x):
-    """JSON-safe: numpy scalars/arrays to Python, NaN/inf to None."""
+    """JSON-safe: numpy scalars/arrays to Python, NaN/inf to None, text encodable as UTF-8."""
+    if isinstance(x, str):
+        return replace_surrogates(x)
     if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
+        return {replace_surrogates(str(k)): _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
     if isinstance(x, np.ndarray):
@@ -30,7 +34,9 @@ def _plain(x):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return None
-    return x
+    if x is None or isinstance(x, (bool, int, float)):
+        return x
+    return replace_surrogates(repr(x))     # anything else: its repr, never a failed step record
 
 
 class EventLog:
@@ -46,7 +52,12 @@ class EventLog:
         self._logger.handlers[:] = [handler]
 
     def write(self, event: dict) -> None:
-        self._logger.info(json.dumps(_plain(event), ensure_ascii=False))
+        try:
+            line = json.dumps(_plain(event), ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError) as e:   # keep the step's line, say what broke
+            log.warning("event of step %s not fully serialisable: %s", event.get("step"), e)
+            line = json.dumps({"step": _plain(event.get("step")), "event_error": replace_surrogates(str(e))})
+        self._logger.info(line)
         self._logger.handlers[0].flush()
 
     def close(self) -> None:

@@ -35,14 +35,16 @@ import httpx
 from ..errors import one_line
 from ..llm.base import GenParams
 from ..protocol.auth import hotkey_signer, sign_headers
-from ..protocol.sse import SSEError, SSEParser
-from ..protocol.wire import CHAT_PATH, ProtocolError, decode_chunk, request_body
+from ..protocol.sse import FEED_SLICE, SSEError, SSEParser
+from ..protocol.wire import CHAT_PATH, MinerError, ProtocolError, decode_chunk, request_body
 
 log = logging.getLogger("sn1.validator.query")
 
 DEFAULT_MAX_BYTES = 1 << 20        # per response: ~250k tokens of text, far past any max_tokens
 DEFAULT_MAX_CHUNKS = 16384
 MAX_EVENT_BYTES = 256 * 1024     # one SSE event; a batch of tokens is a few hundred bytes
+MAX_DATA_LINES = 64              # per event; SN1 and OpenAI servers send one
+MAX_EMPTY_EVENTS = 256           # events without text (role, finish, keep-alive); honest streams send a few
 ERROR_BODY_BYTES = 4096
 MAX_MESSAGE = 300                # chars of MinerResult.message: one line, whatever a miner sent
 _SEND_EVENT = "http11.send_request_headers.started"
@@ -61,7 +63,8 @@ class MinerResult:
     uid: int
     hotkey: str
     completion: str = ""
-    status: str = "connect_error"      # ok | timeout | http_error | connect_error | protocol_error
+    # ok | timeout | http_error | connect_error | protocol_error | miner_error (docs/protocol.md)
+    status: str = "connect_error"
     status_code: int | None = None     # HTTP status when a response arrived
     message: str = ""                  # why, when status != ok: one line of at most MAX_MESSAGE chars
     finish_reason: str | None = None   # the miner's: stop | length | timeout
@@ -200,10 +203,17 @@ class MinerClient:
         if not ctype.startswith("text/event-stream"):
             r.status, r.message = "protocol_error", f"expected text/event-stream, got {ctype or 'nothing'!r}"
             return
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):   # we asked for identity: a compressed body is refused unread
+            r.status, r.message = "protocol_error", f"content-encoding {encoding!r} not accepted (sent identity)"
+            return
         max_bytes, max_chunks = self.max_bytes, self.max_chunks
-        parser = SSEParser(max_line=min(max_bytes, MAX_EVENT_BYTES))
+        event_cap = min(max_bytes, MAX_EVENT_BYTES)
+        parser = SSEParser(max_line=event_cap, max_event=event_cap, max_data_lines=MAX_DATA_LINES,
+                           max_events=max_chunks + MAX_EMPTY_EVENTS)
         parts, times, tokens = read.parts, r.chunk_times, r.chunk_tokens
         n_bytes = 0
+        empty = 0
         cut = False
         try:
             async for raw in response.aiter_raw():
@@ -214,7 +224,7 @@ class MinerClient:
                 if n_bytes > max_bytes:
                     raw = raw[:len(raw) - (n_bytes - max_bytes)]
                     n_bytes, cut = max_bytes, True
-                for payload in parser.feed(raw):
+                async for payload in _payloads(parser, raw):
                     if payload == b"[DONE]":
                         read.complete, read.end = True, t
                         r.status = "timeout" if r.finish_reason == "timeout" else "ok"
@@ -233,6 +243,10 @@ class MinerClient:
                         if len(times) >= max_chunks:
                             cut = True
                             break
+                    else:
+                        empty += 1
+                        if empty > MAX_EMPTY_EVENTS:
+                            raise SSEError(f"more than {MAX_EMPTY_EVENTS} events without text")
                 if cut:
                     break
                 # After [DONE] keep reading: the end of the HTTP body normally comes in the same
@@ -240,6 +254,9 @@ class MinerClient:
         except SSEError as e:
             cut = True
             r.message = str(e)
+        except MinerError as e:
+            r.status, r.message = "miner_error", str(e)
+            return
         except ProtocolError as e:
             r.status, r.message = "protocol_error", str(e)
             return
@@ -253,6 +270,18 @@ class MinerClient:
             r.message = r.message or f"answer cut at {n_bytes} bytes / {len(times)} chunks"
         else:
             r.status, r.message = "protocol_error", "stream ended without data: [DONE]"
+
+
+async def _payloads(parser: SSEParser, raw: bytes):
+    """The event payloads in one network read, parsed ``FEED_SLICE`` bytes at a time with the
+    event loop given back after each slice: a read can hold 64 KiB of tiny events, and the
+    other miners' deadlines must fire on time."""
+    for k in range(0, len(raw), FEED_SLICE):
+        for payload in parser.feed(raw[k:k + FEED_SLICE] if len(raw) > FEED_SLICE else raw):
+            yield payload
+        if parser.error is not None:      # a cap, raised once the events before it were read
+            raise parser.error
+        await asyncio.sleep(0)
 
 
 class _Read:
@@ -283,7 +312,7 @@ async def _error_message(response: httpx.Response) -> str:
     data = data[:ERROR_BODY_BYTES]
     try:
         msg = json.loads(data)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         msg = data.decode("utf-8", "replace").strip()
     return f"HTTP {response.status_code}: {msg}" if msg else f"HTTP {response.status_code}"
 

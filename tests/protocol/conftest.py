@@ -68,7 +68,7 @@ MINERS = {
     "permit": ("echo", ["--blacklist.force_validator_permit"]),
     # Only the slow-client tests talk to it: they hold its few connections open.
     "guard": ("phrase", ["--neuron.phrase", "Still serving.", "--neuron.body_timeout", "2",
-                         "--neuron.max_connections", "3"]),
+                         "--neuron.max_connections", "3", "--neuron.reserved_connections", "0"]),
 }
 
 
