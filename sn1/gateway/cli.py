@@ -9,13 +9,13 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import sys
 import time
 
 from ..config import (LISTEN_PORT, UID, OneLineErrorParser, add_chain_args, add_logging_args, add_wallet_args,
                       at_least, expand, flag, get, nest, one_line_errors, positive, setup_logging)
 from ..errors import UsageError
+from ..protocol.serving import bind_socket
 
 log = logging.getLogger("sn1.gateway")
 
@@ -129,19 +129,6 @@ def cmd_revoke(args) -> int:
 
 # ---- serving ----------------------------------------------------------------------------------
 
-def listen(ip: str, port: int) -> socket.socket:
-    """A bound TCP socket (UsageError if taken); TCP_NODELAY so small SSE chunks leave at once."""
-    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((ip, port))
-    except OSError as e:
-        sock.close()
-        raise UsageError(f"cannot listen on {ip}:{port}: {e.strerror or e}") from None
-    return sock
-
-
 def run(config) -> int:
     from ..chain import ChainError, connect, load_wallet
     from . import db
@@ -158,7 +145,7 @@ def run(config) -> int:
         log.warning("hotkey %s is not registered on netuid %s: miners will refuse its requests",
                     hotkey, get(config, "netuid"))
     conn = db.connect(get(config, "gateway.path"))
-    sock = listen(get(config, "gateway.ip"), get(config, "gateway.port"))
+    sock = bind_socket(get(config, "gateway.ip"), get(config, "gateway.port"))
     try:
         asyncio.run(serve(config, wallet, chain, metagraph, conn, sock))
     except KeyboardInterrupt:

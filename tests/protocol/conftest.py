@@ -61,7 +61,9 @@ class Net:
 
 # name -> (backend, extra flags)
 MINERS = {
-    "echo": ("echo", ["--neuron.streaming_batch_size", "3", "--neuron.max_request_bytes", "4096"]),
+    # Batches by size only (a long interval), so chunk sizes are exact even on a loaded machine.
+    "echo": ("echo", ["--neuron.streaming_batch_size", "3", "--neuron.streaming_interval", "30",
+                      "--neuron.max_request_bytes", "4096"]),
     "mock": ("mock", ["--neuron.mock_delay", "0.02", "--neuron.max_concurrent", "1",
                       "--neuron.max_queue", "3"]),
     "open": ("phrase", ["--neuron.phrase", "Open to everyone.", "--blacklist.allow_non_registered"]),

@@ -80,12 +80,23 @@ async def test_echo_streams_exact_text_in_batches(net):
         [r] = await c.query([target(net, "echo")], MSG, GenParams(max_tokens=200), timeout=5)
     assert r.status == "ok", r.message
     assert r.completion == READ
-    n = len(words(TEXT))
-    assert r.chunk_tokens == [3] * (n // 3) + ([n % 3] if n % 3 else [])   # batch size 3
+    n = len(words(TEXT)) - 1           # the first token goes alone, at once; then batches of 3
+    assert r.chunk_tokens == [1] + [3] * (n // 3) + ([n % 3] if n % 3 else [])
     assert r.finish_reason == "stop" and r.status_code == 200 and not r.truncated
     assert 0 < r.time_to_first_chunk <= r.chunk_times[-1] <= r.process_time
     assert r.to_dict()["time_to_first_chunk"] == r.time_to_first_chunk
     assert r.chunk_times == sorted(r.chunk_times)
+
+
+async def test_slow_model_streams_first_token_at_once_then_by_interval(net):
+    """The mock miner waits 20 ms per word and batches up to 12 words: the first word comes
+    alone, and no later chunk waits much more than --neuron.streaming_interval (0.1 s)."""
+    async with MinerClient(net.wallets["high"]) as c:
+        [r] = await c.query([target(net, "mock")], MSG, GenParams(max_tokens=40), timeout=10)
+    assert r.status == "ok", r.message
+    assert r.chunk_tokens[0] == 1 and sum(r.chunk_tokens) == 40
+    # 12 words would take >= 0.24 s: chunks are cut by time, not by size.
+    assert max(r.chunk_tokens) < 12 and len(r.chunk_tokens) >= 4, r.chunk_tokens
 
 
 class Dribble(httpx.AsyncBaseTransport):
@@ -514,7 +525,7 @@ async def test_chunk_cap_cuts_and_flags(net):
     async with MinerClient(net.wallets["high"], max_chunks=2) as c:
         [r] = await c.query([target(net, "echo")], MSG, timeout=5)
     assert r.truncated and r.status == "protocol_error" and "cut" in r.message
-    assert r.completion == "".join(words(TEXT)[:6]) and len(r.chunk_times) == 2
+    assert r.completion == "".join(words(TEXT)[:4]) and len(r.chunk_times) == 2    # 1 + 3 tokens
 
 
 async def test_byte_cap_cuts_and_flags(net):
@@ -645,8 +656,9 @@ def test_client_script_prints_chunks_and_totals(net):
     p = subprocess.run([sys.executable, "scripts/client.py", *args], capture_output=True, text=True,
                        cwd=ROOT, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert f"[uid {echo} +" in p.stdout and "'one two\\nthree'" in p.stdout
-    assert f"uid {echo}: ok, 3 tokens in 1 chunks" in p.stdout
+    # The first token comes alone, then the rest in one batch; a newline inside is shown escaped.
+    assert f"[uid {echo} +" in p.stdout and "] 'one '" in p.stdout and "] 'two\\nthree'" in p.stdout, p.stdout
+    assert f"uid {echo}: ok, 3 tokens in 2 chunks" in p.stdout
     assert f"uid {open_}: ok" in p.stdout
     r = run_sn1("client", *args, "--json", timeout=60)
     assert r.returncode == 0, r.stderr
