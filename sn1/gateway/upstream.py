@@ -20,7 +20,7 @@ import httpx
 from ..errors import one_line
 from ..protocol.auth import sign_headers
 from ..protocol.sse import SSEError, SSEParser
-from ..protocol.wire import CHAT_PATH, ProtocolError, decode_chunk
+from ..protocol.wire import CHAT_PATH, MinerError, ProtocolError, decode_chunk
 
 MAX_EVENT_BYTES = 256 * 1024
 ERROR_BODY_BYTES = 4096
@@ -36,15 +36,6 @@ class MinerFailure(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = one_line(message, MAX_MESSAGE)
-
-
-def clean(text: str) -> str:
-    """``text`` as valid UTF-8 (a miner's JSON may carry lone surrogates, e.g. "\\ud800")."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass
@@ -82,9 +73,10 @@ class MinerStream:
                     break
                 try:
                     content, finish, n = decode_chunk(p)
-                except ProtocolError as e:
-                    raise MinerFailure("protocol_error", str(e)) from None
-                out.append((clean(content), finish, n))
+                except ProtocolError as e:     # decode_chunk already made the text valid
+                    kind = "miner_error" if isinstance(e, MinerError) else "protocol_error"
+                    raise MinerFailure(kind, str(e)) from None
+                out.append((content, finish, n))
         return out
 
     async def aclose(self) -> None:

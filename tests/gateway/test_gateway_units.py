@@ -15,7 +15,6 @@ from sn1.gateway import db, keys
 from sn1.gateway.limits import DAY, LimitExceeded, Limits
 from sn1.gateway.request import parse
 from sn1.gateway.routing import Router
-from sn1.gateway.upstream import clean
 from sn1.protocol.request import RequestError
 from sn1.testing import ROOT, run_sn1
 
@@ -133,11 +132,6 @@ def test_request_accepts_openai_fields():
     req = parse(b'{"model": "x", "messages": [{"role": "user", "content": "hi", "name": "me"}], "stream": true, '
                 b'"stream_options": {"include_usage": true}, "user": "u", "seed": 1, "stop": "a", "top_p": 0.5}')
     assert req.stream and req.stream_options.include_usage and req.stop_list == ["a"]
-
-
-def test_clean_makes_valid_utf8():
-    assert clean("café ✓") == "café ✓"
-    assert clean("bad \ud800 surrogate").encode("utf-8") == b"bad ? surrogate"
 
 
 @pytest.mark.parametrize("flags,words", [
