@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..protocol.http import BodyTooLarge, read_body, wait_disconnect
 from ..protocol.request import RequestError
 from ..protocol.wire import CHAT_PATH, encode_error
 from . import keys as keys_mod
@@ -141,30 +142,6 @@ class _StatusSend:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             self.finished = True
         await self.send(message)
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(receive, limit: int) -> bytes:
-    parts, size = [], 0
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = msg.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        parts.append(chunk)
-        if not msg.get("more_body", False):
-            return b"".join(parts)
-
-
-async def wait_disconnect(receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def build_app(chat: ChatEndpoint, *, model: str = "sn1", health=None) -> Starlette:

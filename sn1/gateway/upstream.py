@@ -11,7 +11,6 @@ final for this answer. Text is re-sanitised: only valid UTF-8 leaves the gateway
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 
@@ -19,11 +18,11 @@ import httpx
 
 from ..errors import one_line
 from ..protocol.auth import sign_headers
+from ..protocol.http import error_message
 from ..protocol.sse import SSEError, SSEParser
 from ..protocol.wire import CHAT_PATH, MinerError, ProtocolError, decode_chunk
 
 MAX_EVENT_BYTES = 256 * 1024
-ERROR_BODY_BYTES = 4096
 MAX_MESSAGE = 300
 
 Event = tuple[str, "str | None", int]
@@ -97,7 +96,7 @@ async def open_stream(http: httpx.AsyncClient, signer, endpoint: str, hotkey: st
                                                           content=body, headers=headers), stream=True)
             stream = MinerStream(response, max_bytes, started)
             if response.status_code != 200:
-                raise MinerFailure("refused", await _error_message(response))
+                raise MinerFailure("refused", await error_message(response))
             ctype = response.headers.get("content-type", "")
             if not ctype.startswith("text/event-stream"):
                 raise MinerFailure("protocol_error", f"expected text/event-stream, got {ctype or 'nothing'!r}")
@@ -117,16 +116,3 @@ async def open_stream(http: httpx.AsyncClient, signer, endpoint: str, hotkey: st
         raise
 
 
-async def _error_message(response: httpx.Response) -> str:
-    """The miner's one-line reason (OpenAI error JSON or text), read up to a few KiB."""
-    data = b""
-    async for raw in response.aiter_raw():
-        data += raw
-        if len(data) >= ERROR_BODY_BYTES:
-            break
-    data = data[:ERROR_BODY_BYTES]
-    try:
-        msg = json.loads(data)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        msg = data.decode("utf-8", "replace").strip()
-    return f"HTTP {response.status_code}: {msg}" if msg else f"HTTP {response.status_code}"

@@ -33,6 +33,7 @@ from starlette.routing import Route
 
 from ..errors import one_line
 from ..llm.base import DEFAULT_SYSTEM_PROMPT, GenParams
+from ..protocol.http import BodyTooLarge, read_body, wait_disconnect
 from ..protocol.auth import AuthError, has_auth_headers, verify_headers
 from ..protocol.request import RequestError, parse_request, parse_timeout_header
 from ..protocol.wire import (CHAT_PATH, DONE, HEALTH_PATH, TIMEOUT_HEADER, ChunkEncoder,
@@ -142,31 +143,6 @@ class MetagraphView:
 class Stats:
     served: int = 0
     refused: dict = field(default_factory=dict)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(receive, limit: int) -> bytes:
-    """The request body, refusing (without reading on) once it passes ``limit`` bytes."""
-    parts, size = [], 0
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = msg.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge()
-        parts.append(chunk)
-        if not msg.get("more_body", False):
-            return b"".join(parts)
-
-
-async def _wait_disconnect(receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 class _Generation:
@@ -280,12 +256,12 @@ class ChatEndpoint:
             # A deadline for the whole body, not per read: a caller dripping a byte at a time
             # must not hold a connection and its buffer for long.
             async with asyncio.timeout(s.body_timeout):
-                body = await _read_body(receive, s.max_request_bytes)
+                body = await read_body(receive, s.max_request_bytes)
         except TimeoutError:
             return await self._refuse(scope, receive, send, 408,
                                       f"request body not received within {s.body_timeout:g}s",
                                       headers={"Connection": "close"})
-        except _BodyTooLarge:
+        except BodyTooLarge:
             return await self._refuse(scope, receive, send, 413,
                                       f"body exceeds the {s.max_request_bytes}-byte limit")
         except ClientDisconnect:
@@ -318,7 +294,7 @@ class ChatEndpoint:
         messages = self._messages(req)
         stake = neuron.stake if neuron is not None else 0.0
 
-        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        watcher = asyncio.ensure_future(wait_disconnect(receive))
         try:
             status = await self._admit(stake, deadline, watcher)
             if status == 429:

@@ -25,7 +25,6 @@ per event, so hundreds of streams fit on a couple of cores
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
@@ -35,6 +34,7 @@ import httpx
 from ..errors import one_line
 from ..llm.base import GenParams
 from ..protocol.auth import hotkey_signer, sign_headers
+from ..protocol.http import error_message
 from ..protocol.sse import FEED_SLICE, SSEError, SSEParser
 from ..protocol.wire import CHAT_PATH, MinerError, ProtocolError, decode_chunk, request_body
 
@@ -45,7 +45,6 @@ DEFAULT_MAX_CHUNKS = 16384
 MAX_EVENT_BYTES = 256 * 1024     # one SSE event; a batch of tokens is a few hundred bytes
 MAX_DATA_LINES = 64              # per event; SN1 and OpenAI servers send one
 MAX_EMPTY_EVENTS = 256           # events without text (role, finish, keep-alive); honest streams send a few
-ERROR_BODY_BYTES = 4096
 MAX_MESSAGE = 300                # chars of MinerResult.message: one line, whatever a miner sent
 _SEND_EVENT = "http11.send_request_headers.started"
 
@@ -197,7 +196,7 @@ class MinerClient:
                     on_chunk) -> None:
         if response.status_code != 200:
             r.status = "http_error"
-            r.message = await _error_message(response)
+            r.message = await error_message(response)
             return
         ctype = response.headers.get("content-type", "")
         if not ctype.startswith("text/event-stream"):
@@ -300,21 +299,6 @@ def _call(on_chunk, r, content, t) -> None:
         on_chunk(r, content, t)
     except Exception:   # a display callback must not fail a miner's result
         log.exception("on_chunk callback failed")
-
-
-async def _error_message(response: httpx.Response) -> str:
-    """The miner's one-line reason (OpenAI error JSON or text), read up to a few KiB."""
-    data = b""
-    async for raw in response.aiter_raw():
-        data += raw
-        if len(data) >= ERROR_BODY_BYTES:
-            break
-    data = data[:ERROR_BODY_BYTES]
-    try:
-        msg = json.loads(data)["error"]["message"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        msg = data.decode("utf-8", "replace").strip()
-    return f"HTTP {response.status_code}: {msg}" if msg else f"HTTP {response.status_code}"
 
 
 async def query_miners(wallet, neurons: Sequence[Target], messages: list[dict],
