@@ -92,13 +92,16 @@ def encode_chunk(content: str, n_tokens: int, finish_reason: str | None = None, 
 
 
 def encode_completion(content: str, n_tokens: int, finish_reason: str, *, model: str = "sn1",
-                      prompt_tokens: int = 0, completion_id: str | None = None) -> bytes:
+                      prompt_tokens: int = 0, completion_id: str | None = None, logprobs=None) -> bytes:
     """The ``chat.completion`` body answered to ``stream: false``."""
+    choice = {"index": 0, "message": {"role": "assistant", "content": content},
+              "finish_reason": finish_reason}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": encode_logprobs(logprobs)}
     return _dumps({
         "id": completion_id or new_completion_id(), "object": "chat.completion",
         "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": finish_reason}],
+        "choices": [choice],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n_tokens,
                   "total_tokens": prompt_tokens + n_tokens},
     }).encode()
