@@ -61,7 +61,7 @@ class Policy:
 class Verdict:
     ok: bool
     reason: str = ""
-    rule: str = ""                 # logprobs | plausible | match | end | typical | tokens | length
+    rule: str = ""                 # stream | logprobs | tokens | length | plausible | match | end | typical
     n_tokens: int = 0
     max_diff: float = 0.0
     mean_diff: float = 0.0

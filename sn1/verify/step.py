@@ -80,7 +80,7 @@ class Verifier:
 def verify_answer(forcer, prompt_ids: list[int], sub: Submission, policy: Policy) -> Verdict:
     """The verdict on one answer (blocking: one forward pass over its tokens)."""
     if sub.status != "ok":
-        return fail("end", f"the stream did not complete (status {sub.status})")
+        return fail("stream", f"the stream did not complete (status {sub.status})")
     tokens = sub.logprobs
     if not tokens:
         return fail("logprobs", "no logprobs in the stream" if sub.completion else "empty answer")

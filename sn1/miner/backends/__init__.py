@@ -20,6 +20,7 @@ BACKENDS = {
     "hf": "sn1.miner.backends.llm:HuggingFaceMiner",
     "openai": "sn1.miner.backends.llm:OpenAIMiner",
     "vllm": "sn1.miner.backends.llm:VLLMMiner",
+    "cheat": "sn1.miner.backends.cheat:CheatMiner",   # fakes the inference task (tests)
 }
 
 
