@@ -50,7 +50,7 @@ class Policy:
     top_p: float = 0.95
     max_tokens: int = 128
     top_logprobs: int = 5
-    tol_token: float = 0.5        # |reported - model| for any one logprob
+    tol_token: float = 1.0        # |reported - model| for any one logprob (token or alternative)
     tol_mean: float = 0.12        # mean |reported - model| over the chosen tokens
     floor: float = -12.0          # no sampled token is less likely than e^-12
     nucleus_slack: float = 0.02   # top_p + this: mass estimates differ a little between engines
@@ -63,7 +63,7 @@ class Verdict:
     reason: str = ""
     rule: str = ""                 # stream | logprobs | tokens | length | plausible | match | end | typical
     n_tokens: int = 0
-    max_diff: float = 0.0
+    max_diff: float = 0.0          # largest |reported - model| over tokens and alternatives
     mean_diff: float = 0.0
     z: float | None = None
     details: dict = field(default_factory=dict)
@@ -166,6 +166,8 @@ def check(rows: np.ndarray, ids: list[int], reported: list[float], alt_ids: list
         got = np.asarray(alt_lps[j], dtype=np.float64)
         model = row[alt_ids[j]]
         d = np.abs(got - model)
+        if d.size:
+            stats["max_diff"] = max(stats["max_diff"], float(d.max()))
         if d.size and d.max() > p.tol_token:
             k = int(d.argmax())
             return fail("match", f"token {j}: alternative {k} reported {got[k]:.3f}, the model gives "
