@@ -118,6 +118,18 @@ async def _serve(response: bytes):
     return server, server.sockets[0].getsockname()[1]
 
 
+async def _ask(make_wallet, chunks: list[dict], k: int):
+    """The validator's client asking a stand-in peer that streams ``chunks``."""
+    server, port = await _serve(_sse(chunks))
+    try:
+        async with MinerClient(make_wallet("val")) as client:
+            (r,) = await client.query([Target(1, make_wallet("m").hotkey.ss58_address, f"127.0.0.1:{port}")],
+                                      MSG, GenParams(max_tokens=4, logprobs=k), timeout=5)
+    finally:
+        server.close()
+    return r
+
+
 def _chunk(logprobs, content="hi", n=1):
     return {"choices": [{"index": 0, "delta": {"content": content}, "logprobs": logprobs,
                          "finish_reason": None}], "n_tokens": n}
@@ -130,13 +142,7 @@ def _chunk(logprobs, content="hi", n=1):
     ({"content": [{"token": ["hi"], "logprob": -1}]}, "token: must be a string"),
 ])
 async def test_hostile_logprobs_become_a_protocol_error(make_wallet, logprobs, message):
-    server, port = await _serve(_sse([_chunk(logprobs)]))
-    try:
-        async with MinerClient(make_wallet("val")) as client:
-            (r,) = await client.query([Target(1, make_wallet("m").hotkey.ss58_address, f"127.0.0.1:{port}")],
-                                      MSG, GenParams(max_tokens=4, logprobs=2), timeout=5)
-    finally:
-        server.close()
+    r = await _ask(make_wallet, [_chunk(logprobs)], 2)
     assert r.status == "protocol_error", r
     if message:
         assert message in r.message
@@ -145,14 +151,7 @@ async def test_hostile_logprobs_become_a_protocol_error(make_wallet, logprobs, m
 
 async def test_client_collects_logprobs_of_every_chunk(make_wallet):
     entries = [{"token": t, "logprob": -0.5, "top_logprobs": [{"token": t, "logprob": -0.5}]} for t in ("a", "b", "c")]
-    server, port = await _serve(_sse([_chunk({"content": entries[:1]}, "a"),
-                                      _chunk({"content": entries[1:]}, "bc", 2)]))
-    try:
-        async with MinerClient(make_wallet("val")) as client:
-            (r,) = await client.query([Target(1, make_wallet("m").hotkey.ss58_address, f"127.0.0.1:{port}")],
-                                      MSG, GenParams(max_tokens=4, logprobs=1), timeout=5)
-    finally:
-        server.close()
+    r = await _ask(make_wallet, [_chunk({"content": entries[:1]}, "a"), _chunk({"content": entries[1:]}, "bc", 2)], 1)
     assert r.status == "ok" and r.completion == "abc"
     assert [t.token for t in r.logprobs] == [b"a", b"b", b"c"]
     json.dumps(r.to_dict())
