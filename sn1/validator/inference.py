@@ -16,7 +16,10 @@ from ..verify import Policy, StepVerification, Submission, Verifier, model_label
 
 def make_verifier(config) -> Verifier:
     """The inference model for verification (loaded on first use, in the scoring thread)."""
-    return Verifier(get(config, "neuron.inference_model"), n_threads=get(config, "neuron.inference_threads"))
+    # Room for the prompt (a system prompt and one request: a few hundred tokens) and the answer.
+    n_ctx = max(1024, get(config, "neuron.inference_max_tokens", 64) + 768)
+    return Verifier(get(config, "neuron.inference_model"), n_ctx=n_ctx,
+                    n_threads=get(config, "neuron.inference_threads"))
 
 
 def check_options(config) -> None:

@@ -71,6 +71,7 @@ class MinerResult:
     truncated: bool = False            # cut at the byte or chunk cap
     n_bytes: int = 0
     logprobs: list | None = None       # TokenLogprobs of every chunk, when asked for
+    chunk_chars: list[int] = field(default_factory=list)     # text delivered per chunk (speed weights)
 
     @property
     def tokens(self) -> int:
@@ -245,6 +246,7 @@ class MinerClient:
                         parts.append(content)
                         times.append(t)
                         tokens.append(n)
+                        r.chunk_chars.append(len(content))
                         if on_chunk is not None:
                             _call(on_chunk, r, content, t)
                         if len(times) >= max_chunks:

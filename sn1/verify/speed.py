@@ -3,10 +3,12 @@
 For each verified answer:
 
 - ``ttft``: arrival of the first chunk (seconds after the request was sent);
-- ``rate``: tokens / (token-weighted mean arrival time). Every token counts
-  from the moment the request went out, so a miner that holds tokens back and
-  releases them in a burst raises its mean arrival time and *lowers* its rate;
-  only sending each token as soon as it exists helps.
+- ``rate``: verified tokens / (mean arrival time of the answer's text, each
+  chunk weighted by the text it delivered). Every character counts from the
+  moment the request went out, so a miner that holds tokens back and releases
+  them in a burst raises its mean arrival time and *lowers* its rate; only
+  sending each token as soon as it exists helps. The weights are the text
+  actually delivered, not the miner's own ``n_tokens`` claims.
 
 factor = 1 − SPEED_SHARE + SPEED_SHARE · (½ · best_ttft / ttft + ½ · rate / best_rate), the bests
 taken over the verified answers of the same step: the fastest gets 1.0, the
@@ -19,19 +21,22 @@ SPEED_SHARE = 0.5
 MIN_TIME = 1e-3
 
 
-def stream_speed(chunk_times: list[float], chunk_tokens: list[int]) -> tuple[float, float] | None:
-    """(ttft, rate) of one stream; None without chunks."""
+def stream_speed(chunk_times: list[float], weights: list[int], n_tokens: int | None = None
+                 ) -> tuple[float, float] | None:
+    """(ttft, rate) of one stream; None without chunks. ``weights``: text per chunk."""
     if not chunk_times:
         return None
-    n = sum(max(0, k) for k in chunk_tokens) or len(chunk_times)
-    weights = chunk_tokens if sum(chunk_tokens) > 0 else [1] * len(chunk_times)
-    mean_arrival = sum(t * w for t, w in zip(chunk_times, weights)) / max(1, sum(weights))
+    if len(weights) != len(chunk_times) or sum(max(0, w) for w in weights) <= 0:
+        weights = [1] * len(chunk_times)
+    total = sum(max(0, w) for w in weights)
+    mean_arrival = sum(t * max(0, w) for t, w in zip(chunk_times, weights)) / total
+    n = n_tokens if n_tokens is not None else len(chunk_times)
     return max(chunk_times[0], MIN_TIME), n / max(mean_arrival, MIN_TIME)
 
 
-def timing_factors(streams: list[tuple[list[float], list[int]]], verified: list[bool]) -> list[float]:
-    """One factor per stream (see module doc); 0 for the unverified."""
-    speeds = [stream_speed(t, k) if ok else None for (t, k), ok in zip(streams, verified)]
+def timing_factors(streams: list[tuple], verified: list[bool]) -> list[float]:
+    """One factor per stream ``(chunk_times, weights[, n_tokens])`` (see module doc); 0 for the unverified."""
+    speeds = [stream_speed(*s) if ok else None for s, ok in zip(streams, verified)]
     known = [s for s in speeds if s is not None]
     if not known:
         return [0.0] * len(streams)

@@ -34,12 +34,14 @@ class Submission:
     finish_reason: str | None = None
     chunk_times: list[float] = field(default_factory=list)
     chunk_tokens: list[int] = field(default_factory=list)
+    chunk_chars: list[int] = field(default_factory=list)
 
     @classmethod
     def of(cls, result) -> "Submission":
         return cls(completion=result.completion, logprobs=list(getattr(result, "logprobs", None) or []),
                    status=result.status, finish_reason=result.finish_reason,
-                   chunk_times=list(result.chunk_times), chunk_tokens=list(result.chunk_tokens))
+                   chunk_times=list(result.chunk_times), chunk_tokens=list(result.chunk_tokens),
+                   chunk_chars=list(getattr(result, "chunk_chars", None) or []))
 
 
 def model_label(path: str | None) -> str:
@@ -165,6 +167,8 @@ def verify_step(verifier: Verifier, messages: list[dict], policy: Policy,
             seen[key] = verify_answer(forcer, prompt_ids, sub, policy)
         verdicts.append(seen[key])
     ok = [v.ok for v in verdicts]
-    factors = timing_factors([(s.chunk_times, s.chunk_tokens) for s in subs], ok)
+    # Speed from what was delivered, not from what a miner claims: verified token counts,
+    # chunk weights by the text each chunk carried.
+    factors = timing_factors([(s.chunk_times, s.chunk_chars or s.chunk_tokens, len(s.logprobs)) for s in subs], ok)
     total = [f if v.ok else 0.0 for v, f in zip(verdicts, factors)]
     return StepVerification(total, verdicts, factors, time.perf_counter() - t0, len(seen))

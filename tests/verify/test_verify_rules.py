@@ -11,7 +11,7 @@ import pytest
 from sn1.llm.base import GenParams
 from sn1.llm.llamacpp_logprobs import log_softmax
 from sn1.protocol.logprobs import TokenLogprob, TopLogprob
-from sn1.verify import Policy, Submission, check, stream_speed, timing_factors, verify_answer
+from sn1.verify import Policy, Submission, check, stream_speed, timing_factors, verify_answer, verify_step
 from sn1.verify.rules import typicality_z
 
 V, EOS = 8, 7
@@ -147,11 +147,11 @@ def test_typical_catches_text_that_is_possible_but_never_sampled():
 
 
 def test_timing_factor_rewards_streaming_not_bursts():
-    steady = ([0.1 * (i + 1) for i in range(10)], [1] * 10)          # a token every 0.1 s
-    burst = ([0.1] + [1.0] * 9, [1] * 10)                             # first at once, rest held back
+    steady = ([0.1 * (i + 1) for i in range(10)], [4] * 10, 10)       # a token every 0.1 s
+    burst = ([0.1, 1.0], [4, 36], 10)                                 # first at once, rest held back
     assert stream_speed(*steady)[1] > stream_speed(*burst)[1]
     f = timing_factors([steady, burst, steady], [True, True, False])
-    assert f[0] > f[1] >= 0.5 and f[2] == 0.0 and f[0] <= 1.0
+    assert f[0] > f[1] >= 0.5 and f[2] == 0.0 and f[0] == 1.0
 
 
 # ---- the real embedded model ------------------------------------------------------------------
@@ -160,14 +160,18 @@ MSGS = [{"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "Name three colours of the rainbow."}]
 
 
+SHARED: dict = {}
+
+
 @pytest.fixture(scope="module")
 def model():
     from sn1.llm.llamacpp import LlamaCppEngine
     from sn1.verify import Verifier
 
     engine = LlamaCppEngine(n_threads=1)
-    forcer = Verifier(None, n_threads=1).forcer
-    return engine, forcer
+    verifier = Verifier(None, n_threads=1)
+    SHARED["verifier"] = verifier
+    return engine, verifier.forcer
 
 
 def answer(engine, temperature=0.7, max_tokens=24, k=3, seed=5):
@@ -227,3 +231,17 @@ def test_real_other_tokenisation_fails(model):
     v = verify_answer(forcer, forcer.prompt_tokens(MSGS), Submission(sub.completion, split, "ok",
                                                                       sub.finish_reason), p)
     assert not v.ok and v.rule in ("plausible", "match", "length"), v
+
+
+def test_speed_counts_delivered_text_not_claimed_tokens(model):
+    engine, forcer = model
+    sub, p = answer(engine)
+    n, chars = len(sub.logprobs), len(sub.completion)
+    shape = dict(chunk_times=[0.1, 1.0], chunk_chars=[4, chars - 4])
+    honest_claim = Submission(**{**sub.__dict__, **shape, "chunk_tokens": [1, n - 1]})
+    early_claim = Submission(**{**sub.__dict__, **shape, "chunk_tokens": [n - 1, 1]})   # "most came early"
+    burst = Submission(**{**sub.__dict__, "chunk_times": [0.1, 2.0], "chunk_chars": [4, chars - 4],
+                          "chunk_tokens": [1, n - 1]})
+    step = verify_step(SHARED["verifier"], MSGS, p, [honest_claim, early_claim, burst])
+    assert all(v.ok for v in step.verdicts) and step.n_passes == 1
+    assert step.factors[0] == step.factors[1] == step.total[0] > step.factors[2]
