@@ -230,6 +230,7 @@ def cheats(forcer, n: int, max_tokens: int, other_model=None) -> dict:
         if other_model is not None:
             g = honest_answer(other_model, msgs, temperature, seed, max_tokens)
             judge("another model (Gemma 3 270M)", msgs, g, temperature)
+        print(f"  cheats round {i + 1}/{n} done", flush=True)
     return {"caught": caught, "rules": rules}
 
 

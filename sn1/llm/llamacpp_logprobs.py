@@ -22,6 +22,7 @@ Logprobs are the model's own distribution: log-softmax of the raw logits
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from typing import Iterator
 
@@ -76,23 +77,35 @@ class TokenTable:
         self.by_bytes: dict[bytes, int] = {}
         self.eog: set[int] = set()
         control = []
+        buf = ctypes.create_string_buffer(_PIECE_MAX)
         for i in range(self.n_vocab):
             if llama_cpp.llama_vocab_is_eog(vocab, i):
                 self.eog.add(i)
-            if llama_cpp.llama_vocab_is_control(vocab, i):
-                # No bytes in text; named by their text (<|im_end|>) when they are alternatives.
+            b = b"" if llama_cpp.llama_vocab_is_control(vocab, i) else _piece(vocab, i, buf)
+            if not b:
+                # Control and other special tokens render as nothing in text: they are named by
+                # their text (<|im_end|>) when they turn up as alternatives.
                 b = llm._model.token_get_text(i).encode("utf-8", errors="replace")
                 control.append((b, i))
-            else:
-                b = llm._model.detokenize([i], special=False)
-                if b and b not in self.by_bytes:     # first id wins; duplicates are rare aliases
-                    self.by_bytes[b] = i
+            elif b not in self.by_bytes:             # first id wins; duplicates are rare aliases
+                self.by_bytes[b] = i
             self._bytes.append(b)
         for b, i in control:                         # plain tokens keep their bytes
             self.by_bytes.setdefault(b, i)
 
     def bytes_of(self, token: int) -> bytes:
         return self._bytes[token]
+
+
+_PIECE_MAX = 512     # llama-cpp-python's own detokenize() uses 32 bytes and returns b"" for longer tokens
+
+
+def _piece(vocab, token: int, buf) -> bytes:
+    """A token's exact bytes, however long (SmolLM2 has tokens of a newline and 40 spaces)."""
+    import llama_cpp
+
+    n = llama_cpp.llama_token_to_piece(vocab, token, buf, _PIECE_MAX, 0, False)
+    return bytes(buf.raw[:n]) if n > 0 else b""
 
 
 _TABLES: dict[int, TokenTable] = {}

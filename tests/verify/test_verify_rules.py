@@ -245,3 +245,12 @@ def test_speed_counts_delivered_text_not_claimed_tokens(model):
     step = verify_step(SHARED["verifier"], MSGS, p, [honest_claim, early_claim, burst])
     assert all(v.ok for v in step.verdicts) and step.n_passes == 1
     assert step.factors[0] == step.factors[1] == step.total[0] > step.factors[2]
+
+
+def test_token_table_has_exact_bytes_for_every_token(model):
+    """Long tokens (a newline and 32 spaces) and special ones map both ways; none is empty."""
+    _, forcer = model
+    table = forcer.table
+    assert all(table.bytes_of(i) for i in range(table.n_vocab))
+    assert all(table.by_bytes[table.bytes_of(i)] == i for i in range(table.n_vocab))
+    assert b"\n" + b" " * 32 in table.by_bytes and b"<|im_end|>" in table.by_bytes
