@@ -54,7 +54,7 @@ class Policy:
     tol_mean: float = 0.12        # mean |reported - model| over the chosen tokens
     floor: float = -12.0          # no sampled token is less likely than e^-12
     nucleus_slack: float = 0.02   # top_p + this: mass estimates differ a little between engines
-    z_max: float = 6.0
+    z_max: float = 5.0            # honest answers: z >= -3.3 in benchmarks/RESULTS.md
 
 
 @dataclass
@@ -196,7 +196,11 @@ def check(rows: np.ndarray, ids: list[int], reported: list[float], alt_ids: list
     # 5. typical
     z = None
     if n and p.temperature > 0:
-        z = typicality_z(rows[:n], chosen, p)
+        if finish == "stop":      # stopping was sampled too: a cut where EOS is unlikely counts
+            eos_lp = max(rows[n, i] for i in eog)
+            z = typicality_z(rows, np.append(chosen, eos_lp), p)
+        else:
+            z = typicality_z(rows[:n], chosen, p)
         if z < -p.z_max:
             return fail("typical", f"the answer is far less likely than sampling gives (z = {z:.1f})",
                         z=z, **stats)
