@@ -61,7 +61,7 @@ async def astream(engine: Engine, messages: Messages, params: GenParams | None =
             it = engine.stream(messages, params, cancel)
             try:
                 for piece in it:
-                    if not piece:
+                    if not piece and not getattr(piece, "logprobs", None):
                         continue
                     while not room.acquire(timeout=_POLL_S):
                         if cancel.is_set():

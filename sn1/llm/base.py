@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Iterable, Iterator, Protocol, runtime_checkable
+
+from ..protocol.logprobs import TokenLogprob, TopLogprob  # noqa: F401 - re-exported for engines
 
 Messages = list[dict]   # [{"role": "system"|"user"|"assistant", "content": str}]
 
@@ -35,11 +37,34 @@ class GenParams:
     top_k: int = 50
     seed: int | None = None
     stop: list[str] | None = None
+    logprobs: int | None = None     # None: no logprobs; K: token logprobs with K alternatives each
 
     def replace(self, **kw) -> "GenParams":
         d = asdict(self)
         d.update({k: v for k, v in kw.items() if v is not None})
         return GenParams(**d)
+
+
+class Piece(str):
+    """A text piece that also carries the logprobs of the tokens it holds.
+
+    It *is* a str, so every consumer of text pieces keeps working; engines that
+    were asked for logprobs (``params.logprobs``) yield Pieces, one or more tokens
+    each (a token that ends inside a UTF-8 character waits for the next one).
+    """
+
+    logprobs: tuple[TokenLogprob, ...]
+
+    def __new__(cls, text: str, logprobs: Iterable[TokenLogprob] = ()):
+        piece = super().__new__(cls, text)
+        piece.logprobs = tuple(logprobs)
+        return piece
+
+
+def piece_tokens(piece: str) -> int:
+    """Tokens in a piece: a Piece's logprob entries, else one."""
+    lp = getattr(piece, "logprobs", None)
+    return len(lp) if lp else 1
 
 
 @runtime_checkable
@@ -54,6 +79,9 @@ class Engine(Protocol):
                cancel: threading.Event | None = None) -> Iterator[str]:
         """Yield text pieces (about one token each) as they are generated (blocking).
 
-        Must stop producing tokens promptly once ``cancel`` is set.
+        Must stop producing tokens promptly once ``cancel`` is set. When
+        ``params.logprobs`` is set, pieces are ``Piece``s carrying token logprobs;
+        an engine that cannot produce them has ``logprobs = False`` (class attribute)
+        or raises LLMError.
         """
         ...

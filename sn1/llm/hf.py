@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UsageError
-from .base import GenParams, LLMError, Messages
+from .base import GenParams, LLMError, Messages, Piece
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def _first_line(exc: BaseException) -> str:
 
 class HFEngine:
     name = "hf"
+    logprobs = True     # computed from the raw scores in a decoding loop of our own (_stream_logprobs)
 
     def __init__(self, model_id: str | None = None, device: str = "cpu", load_in_8bit: bool = False,
                  load_in_4bit: bool = False, dtype: str | None = None, trust_remote_code: bool = False):
@@ -118,6 +119,9 @@ class HFEngine:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         cancel = cancel or threading.Event()
+        if params.logprobs is not None:
+            yield from self._stream_logprobs(messages, params, cancel)
+            return
         stop = threading.Event()    # set when our reader goes away, even if `cancel` is not
 
         class _Cancelled(StoppingCriteria):
@@ -165,3 +169,100 @@ class HFEngine:
 
     def chat(self, messages: Messages, params: GenParams) -> str:
         return "".join(self.stream(messages, params))
+
+    def _stream_logprobs(self, messages: Messages, params: GenParams,
+                         cancel: threading.Event) -> Iterator[Piece]:
+        """Token by token with the KV cache: log-softmax of the raw scores, then temperature, top-k,
+        top-p sampling (a per-request torch.Generator seeded with ``params.seed``)."""
+        from ..protocol.logprobs import TokenLogprob, TopLogprob
+
+        torch = self._torch
+        try:
+            ids = self._inputs(messages)["input_ids"]
+        except Exception as e:  # noqa: BLE001 - bad messages / template
+            raise LLMError(f"hf: cannot format the messages: {_first_line(e)}") from e
+        eos = _eos_ids(self.model, self.tokenizer)
+        token_bytes = _token_bytes(self.tokenizer)
+        k = int(params.logprobs or 0)
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(0, 2**31, (1,))))
+        past, step_ids = None, ids
+        pending, buf = [], b""
+        with torch.inference_mode():
+            for _ in range(params.max_tokens):
+                if cancel.is_set():
+                    break
+                out = self.model(input_ids=step_ids, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                lp = torch.log_softmax(out.logits[0, -1].float().cpu(), dim=-1)
+                tok = _sample(torch, lp, params, gen)
+                if tok in eos:
+                    break
+                top = torch.topk(lp, k) if k else None
+                alts = () if top is None else tuple(
+                    TopLogprob(token_bytes(int(i)), float(v)) for v, i in zip(top.values, top.indices))
+                pending.append(TokenLogprob(token_bytes(tok), float(lp[tok]), alts))
+                buf += pending[-1].token
+                try:
+                    text = buf.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = buf.decode("utf-8", errors="replace") if len(buf) > 8 else None
+                if text is not None:
+                    yield Piece(text, pending)
+                    pending, buf = [], b""
+                step_ids = torch.tensor([[tok]], device=self.device)
+        if pending:
+            yield Piece(buf.decode("utf-8", errors="replace"), pending)
+
+
+def _sample(torch, lp, params: GenParams, gen) -> int:
+    if not params.temperature or params.temperature <= 0:
+        return int(lp.argmax())
+    logits = lp / params.temperature
+    if params.top_k and 0 < params.top_k < logits.numel():
+        kth = torch.topk(logits, params.top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if params.top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        drop = torch.cumsum(sorted_p, 0) - sorted_p >= params.top_p     # keep the token crossing top_p
+        probs = probs.clone()
+        probs[order[drop]] = 0.0
+        probs /= probs.sum()
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = set()
+    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _token_bytes(tokenizer):
+    """id -> the token's exact bytes (byte-level BPE tokens may hold half a character)."""
+    # GPT-2's byte <-> printable-character table, which byte-level BPE vocabularies are written in.
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    chars, n = printable[:], 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    to_byte = {chr(c): b for b, c in zip(printable, chars)}
+    cache: dict[int, bytes] = {}
+
+    def token_bytes(i: int) -> bytes:
+        if i not in cache:
+            piece = tokenizer.convert_ids_to_tokens(i)
+            if piece in tokenizer.all_special_tokens:
+                cache[i] = piece.encode()
+            elif all(ch in to_byte for ch in piece):
+                cache[i] = bytes(to_byte[ch] for ch in piece)
+            else:       # not byte-level (sentencepiece...): its text
+                cache[i] = tokenizer.convert_tokens_to_string([piece]).encode("utf-8")
+        return cache[i]
+    return token_bytes

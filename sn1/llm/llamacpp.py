@@ -33,6 +33,7 @@ _POLL_S = 0.05
 
 class LlamaCppEngine:
     name = "llamacpp"
+    logprobs = True         # params.logprobs -> Pieces with token logprobs (llamacpp_logprobs)
 
     def __init__(self, model_id: str | None = None, n_ctx: int = 2048, n_threads: int | None = None,
                  parallel: int = 1, chat_format: str | None = None, seed: int | None = None):
@@ -84,6 +85,11 @@ class LlamaCppEngine:
         if llm is None:     # cancelled while waiting for a free context
             return
         try:
+            if params.logprobs is not None:
+                from .llamacpp_logprobs import generate_with_logprobs
+
+                yield from generate_with_logprobs(llm, messages, params, cancel, self.n_ctx)
+                return
             n_prompt = len(llm.tokenize(_chatml(messages).encode(), add_bos=False, special=True))
             if n_prompt >= self.n_ctx:
                 raise LLMError(f"llamacpp: the prompt is {n_prompt} tokens, more than the model's "

@@ -27,7 +27,7 @@ import threading
 from typing import Iterator
 
 from ..errors import UsageError
-from .base import GenParams, LLMError, Messages
+from .base import GenParams, LLMError, Messages, Piece
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def load_api_key(env_var: str = "OPENAI_API_KEY") -> str | None:
 
 class OpenAIEngine:
     name = "openai"
+    logprobs = True     # passed through from the upstream (an LLMError when it sends none)
 
     def __init__(self, model_id: str | None = None, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 30.0, connect_timeout: float = 10.0, max_retries: int = 0):
@@ -97,6 +98,9 @@ class OpenAIEngine:
             kw["seed"] = params.seed
         if params.stop:
             kw["stop"] = params.stop
+        if params.logprobs is not None:
+            kw["logprobs"] = True
+            kw["top_logprobs"] = params.logprobs
         if self.base_url:
             # OpenAI itself rejects top_k; compatible servers (vLLM, llama.cpp, SN1 miners) take it.
             kw["extra_body"] = {"top_k": params.top_k}
@@ -125,7 +129,13 @@ class OpenAIEngine:
                 piece = chunk.choices[0].delta.content
                 if piece is not None and not isinstance(piece, str):
                     raise TypeError(f"content is {type(piece).__name__}, not text")
-                if piece:
+                if params.logprobs is not None:
+                    tokens = _upstream_logprobs(chunk.choices[0])
+                    if piece and not tokens:
+                        raise LLMError(f"openai: {self._where()} sent no logprobs (asked for them)")
+                    if piece or tokens:
+                        yield Piece(piece or "", tokens)
+                elif piece:
                     yield piece
         except LLMError:
             raise
@@ -190,3 +200,16 @@ def _api_message(exc) -> str:
         if isinstance(msg, str):
             return msg.splitlines()[0][:300]
     return ""
+
+
+def _upstream_logprobs(choice) -> list:
+    """The upstream chunk's ``logprobs.content`` entries, checked like any peer's."""
+    from ..protocol.logprobs import LogprobsError, decode_logprobs
+
+    raw = getattr(choice, "logprobs", None)
+    if raw is None:
+        return []
+    try:
+        return decode_logprobs(raw.model_dump() if hasattr(raw, "model_dump") else raw)
+    except LogprobsError as e:
+        raise LLMError(f"openai: upstream logprobs: {e}") from None

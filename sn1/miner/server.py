@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import one_line
-from ..llm.base import DEFAULT_SYSTEM_PROMPT, GenParams
+from ..llm.base import DEFAULT_SYSTEM_PROMPT, GenParams, piece_tokens
 from ..protocol.http import BodyTooLarge, read_body, wait_disconnect
 from ..protocol.auth import AuthError, has_auth_headers, verify_headers
 from ..protocol.request import RequestError, parse_request, parse_timeout_header
@@ -155,8 +155,11 @@ class _Generation:
     """
 
     def __init__(self, agen, batch_size: int, max_tokens: int, encoder: ChunkEncoder | None,
-                 interval: float = 0.1):
+                 interval: float = 0.1, logprobs: bool = False):
         self.agen = agen
+        self.logprobs = logprobs         # pieces carry token logprobs (sn1.llm.base.Piece) to send
+        self.batch_lp: list = []         # the TokenLogprobs of the pending batch
+        self.text_lp: list = []          # ... of a non-streaming answer
         self.batch_size = batch_size
         self.interval = interval
         self.max_tokens = max_tokens
@@ -164,6 +167,7 @@ class _Generation:
         self.batch: list[str] = []
         self.text: list[str] = []        # non-streaming answers
         self.n = 0
+        self.batch_tokens = 0
 
     async def run(self, send) -> str:
         agen = self.agen
@@ -175,20 +179,30 @@ class _Generation:
             async for piece in agen:
                 if not isinstance(piece, str):
                     raise TypeError(f"backend yielded {type(piece).__name__}, not str")
-                self.n += 1
+                k = piece_tokens(piece) if self.logprobs else 1
+                self.n += k
                 if self.encoder is None:
                     self.text.append(piece)
+                    if self.logprobs:
+                        self.text_lp.extend(getattr(piece, "logprobs", ()))
                 else:
                     batch = self.batch
                     if not batch:
                         started = clock()
                     batch.append(piece)
-                    if self.n == 1 or len(batch) >= self.batch_size or clock() - started >= self.interval:
-                        data = self.encoder.chunk("".join(batch), len(batch))
+                    self.batch_tokens += k
+                    if self.logprobs:
+                        self.batch_lp.extend(getattr(piece, "logprobs", ()))
+                    if self.n == k or self.batch_tokens >= self.batch_size or \
+                            clock() - started >= self.interval:
+                        data = self.encoder.chunk("".join(batch), self.batch_tokens,
+                                                  logprobs=self.batch_lp if self.logprobs else None)
                         await send({"type": "http.response.body", "body": data, "more_body": True})
                         # Cleared only after send returned: a send cancelled while waiting for the
                         # socket wrote nothing, and the batch is flushed with the last chunk.
                         batch.clear()
+                        self.batch_lp = []
+                        self.batch_tokens = 0
                 if self.n >= self.max_tokens:
                     return "length"
             return "stop"
@@ -226,13 +240,31 @@ class ChatEndpoint:
         max_tokens = req.token_limit or (s.max_tokens or p.max_tokens)
         if s.max_tokens:
             max_tokens = min(max_tokens, s.max_tokens)
+        # A logprobs request is checked against its own sampling settings: they win over the
+        # operator's (a cap on max_tokens still applies).
+        mine = req.wants_logprobs is None
         return p.replace(
             max_tokens=max_tokens,
-            temperature=s.temperature if s.temperature is not None else req.temperature,
-            top_p=s.top_p if s.top_p is not None else req.top_p,
-            top_k=s.top_k if s.top_k is not None else req.top_k,
-            seed=req.seed, stop=req.stop_list,
+            temperature=s.temperature if s.temperature is not None and mine else req.temperature,
+            top_p=s.top_p if s.top_p is not None and mine else req.top_p,
+            top_k=s.top_k if s.top_k is not None and mine else req.top_k,
+            seed=req.seed, stop=req.stop_list, logprobs=req.wants_logprobs,
         )
+
+    def _logprobs_refusal(self, req) -> tuple[str, str] | None:
+        """(field, why) when the request asks for logprobs this miner cannot give, else None.
+
+        A logprobs request is checked token by token against a named model, so the
+        model matters: a set ``model`` other than the one served is refused too.
+        """
+        if req.wants_logprobs is None:
+            return None
+        if not getattr(self.backend, "supports_logprobs", False):
+            return "logprobs", f"this miner ({self.model}) cannot report token logprobs"
+        served = getattr(self.backend, "model_name", None)
+        if req.model not in (None, "", "sn1") and served and req.model != served:
+            return "model", f"model {req.model!r} is not served here (this miner serves {served!r})"
+        return None
 
     def _messages(self, req) -> list[dict]:
         messages = [{"role": m.role, "content": m.content} for m in req.messages]
@@ -288,6 +320,9 @@ class ChatEndpoint:
                         if t is not None]
         except RequestError as e:
             return await self._refuse(scope, receive, send, e.status, e.message, field=e.field)
+        refusal = self._logprobs_refusal(req)
+        if refusal is not None:
+            return await self._refuse(scope, receive, send, 400, refusal[1], field=refusal[0])
         timeout = min(timeouts + [s.max_timeout])
         deadline = t_arrival + timeout
         params = self._params(req)
@@ -343,7 +378,8 @@ class ChatEndpoint:
                         watcher, *, caller: str, uid, t_arrival: float) -> None:
         encoder = ChunkEncoder(self.model) if stream else None
         gen = _Generation(self.backend.generate(messages, params), self.settings.streaming_batch_size,
-                          params.max_tokens, encoder, self.settings.streaming_interval)
+                          params.max_tokens, encoder, self.settings.streaming_interval,
+                          logprobs=params.logprobs is not None)
         if stream:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         pump = asyncio.ensure_future(gen.run(send))
@@ -377,7 +413,8 @@ class ChatEndpoint:
             if error is not None:
                 tail = encode_error(500, error, sse=True)
             else:
-                tail = encoder.chunk("".join(gen.batch), len(gen.batch), finish) + DONE
+                tail = encoder.chunk("".join(gen.batch), gen.batch_tokens, finish,
+                                     logprobs=gen.batch_lp if gen.logprobs else None) + DONE
             try:
                 await asyncio.wait_for(send({"type": "http.response.body", "body": tail,
                                              "more_body": False}), FINAL_SEND_TIMEOUT)
@@ -387,7 +424,8 @@ class ChatEndpoint:
             if error is not None:
                 body, status = encode_error(500, error), 500
             else:
-                body, status = encode_completion("".join(gen.text), gen.n, finish, model=self.model), 200
+                body, status = encode_completion("".join(gen.text), gen.n, finish, model=self.model,
+                                                 logprobs=gen.text_lp if gen.logprobs else None), 200
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode())]})

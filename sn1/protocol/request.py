@@ -11,7 +11,9 @@ import json
 import math
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .logprobs import MAX_TOP_LOGPROBS
 
 from .text import replace_surrogates
 
@@ -66,6 +68,15 @@ class ChatRequest(BaseModel):
     seed: Optional[int] = None
     stop: Optional[Union[str, list[str]]] = None
     timeout: Optional[float] = Field(None, gt=0, le=MAX_TIMEOUT)
+    # Token logprobs in every chunk (OpenAI's fields); top_logprobs alternatives per token.
+    logprobs: bool = False
+    top_logprobs: Optional[int] = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+
+    @model_validator(mode="after")
+    def _logprobs_asked(self):
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
 
     @field_validator("timeout")
     @classmethod
@@ -80,6 +91,11 @@ class ChatRequest(BaseModel):
         if v is None or isinstance(v, str):
             return v if v is None else replace_surrogates(v)
         return [replace_surrogates(x) for x in v]
+
+    @property
+    def wants_logprobs(self) -> int | None:
+        """How many alternatives per token the caller wants, None if no logprobs at all."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @property
     def token_limit(self) -> int | None:

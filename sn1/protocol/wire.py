@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 
+from .logprobs import LogprobsError, decode_logprobs, encode_logprobs
 from .text import clean_text, decode_utf8
 
 CHAT_PATH = "/v1/chat/completions"
@@ -39,11 +40,19 @@ def _dumps(obj) -> str:
 def request_body(messages: list[dict], *, stream: bool = True, timeout: float | None = None,
                  max_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
-                 model: str = "sn1", stop: list[str] | None = None) -> bytes:
-    """The exact bytes a caller signs and sends (fields left as None are omitted)."""
+                 model: str = "sn1", stop: list[str] | None = None,
+                 top_logprobs: int | None = None) -> bytes:
+    """The exact bytes a caller signs and sends (fields left as None are omitted).
+
+    ``top_logprobs`` (0-20) asks for token logprobs: ``logprobs: true`` plus that many
+    alternatives per token.
+    """
     body = {"model": model, "messages": messages, "stream": stream}
+    if top_logprobs is not None:
+        body["logprobs"] = True
     for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("top_p", top_p),
-                 ("top_k", top_k), ("seed", seed), ("stop", stop), ("timeout", timeout)):
+                 ("top_k", top_k), ("seed", seed), ("stop", stop), ("timeout", timeout),
+                 ("top_logprobs", top_logprobs)):
         if v is not None:
             body[k] = v
     return _dumps(body).encode()
@@ -68,30 +77,37 @@ class ChunkEncoder:
         self._prefix = ("data: " + head + ',"choices":[{"index":0,"delta":').encode()
         self._first = True
 
-    def chunk(self, content: str, n_tokens: int, finish_reason: str | None = None) -> bytes:
+    def chunk(self, content: str, n_tokens: int, finish_reason: str | None = None,
+              logprobs=None) -> bytes:
+        """``logprobs``: the TokenLogprobs of this chunk's tokens (None: not asked for)."""
         delta = {"content": content}
         if self._first:
             delta = {"role": "assistant", "content": content}
             self._first = False
         fr = "null" if finish_reason is None else _dumps(finish_reason)
-        return b"".join((self._prefix, _dumps(delta).encode(),
+        lp = b"" if logprobs is None else \
+            b',"logprobs":' + _dumps({"content": encode_logprobs(logprobs)}).encode()
+        return b"".join((self._prefix, _dumps(delta).encode(), lp,
                          f',"finish_reason":{fr}}}],"n_tokens":{int(n_tokens)}}}\n\n'.encode()))
 
 
 def encode_chunk(content: str, n_tokens: int, finish_reason: str | None = None, *,
-                 model: str = "sn1", completion_id: str | None = None) -> bytes:
+                 model: str = "sn1", completion_id: str | None = None, logprobs=None) -> bytes:
     """One standalone chunk event (tests, tools). Streams use ChunkEncoder."""
-    return ChunkEncoder(model, completion_id).chunk(content, n_tokens, finish_reason)
+    return ChunkEncoder(model, completion_id).chunk(content, n_tokens, finish_reason, logprobs)
 
 
 def encode_completion(content: str, n_tokens: int, finish_reason: str, *, model: str = "sn1",
-                      prompt_tokens: int = 0, completion_id: str | None = None) -> bytes:
+                      prompt_tokens: int = 0, completion_id: str | None = None, logprobs=None) -> bytes:
     """The ``chat.completion`` body answered to ``stream: false``."""
+    choice = {"index": 0, "message": {"role": "assistant", "content": content},
+              "finish_reason": finish_reason}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": encode_logprobs(logprobs)}
     return _dumps({
         "id": completion_id or new_completion_id(), "object": "chat.completion",
         "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": finish_reason}],
+        "choices": [choice],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n_tokens,
                   "total_tokens": prompt_tokens + n_tokens},
     }).encode()
@@ -164,3 +180,22 @@ def decode_chunk(payload: bytes) -> tuple[str, str | None, int]:
     if finish is not None:
         finish = clean_text(finish[:MAX_FINISH_REASON]) if isinstance(finish, str) else None
     return clean_text(content), finish, n
+
+
+def decode_chunk_logprobs(payload: bytes) -> list:
+    """The TokenLogprobs (sn1.protocol.logprobs) of one SSE data payload; [] when it has none.
+
+    ProtocolError (one line) when they are malformed: wrong types, NaN/inf, more
+    than 20 alternatives per token. Called next to ``decode_chunk`` by readers that
+    asked for logprobs.
+    """
+    try:
+        obj = _loads(decode_utf8(payload))
+        choice = obj["choices"][0]
+        raw = choice.get("logprobs") if isinstance(choice, dict) else None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        return []       # decode_chunk reports what is wrong with the chunk itself
+    try:
+        return decode_logprobs(raw)
+    except LogprobsError as e:
+        raise ProtocolError(str(e)) from None

@@ -8,8 +8,8 @@ Importing this package is light (no model, no dataset is loaded).
 """
 
 from .base import Task, TaskError
-from .definitions import NAMES, TASKS, TaskDef, build_task
+from .definitions import ALL_NAMES, NAMES, TASKS, VERIFIED, TaskDef, build_task
 from .persona import MOODS, PROFILES, TONES, ChallengeError, Persona, random_persona
 
-__all__ = ["Task", "TaskError", "TaskDef", "TASKS", "NAMES", "build_task", "ChallengeError",
+__all__ = ["Task", "TaskError", "TaskDef", "TASKS", "NAMES", "ALL_NAMES", "VERIFIED", "build_task", "ChallengeError",
            "Persona", "random_persona", "PROFILES", "MOODS", "TONES"]

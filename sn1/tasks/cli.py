@@ -31,18 +31,18 @@ TRIES_PER_SAMPLE = 3
 
 def add_parser(subparsers) -> None:
     from .. import datasets, llm
-    from .definitions import NAMES
+    from .definitions import ALL_NAMES
 
     p = subparsers.add_parser("tasks", help="the validator's tasks: sample what miners will be asked",
                               description="The validator's tasks (qa, summarization, math, date_qa, "
-                                          "debugging, generic_instruction).")
+                                          "debugging, generic_instruction, inference).")
     sub = p.add_subparsers(dest="tasks_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     s = sub.add_parser("sample", help="build tasks and print them",
                        description="Build tasks as a validator would and print task, persona, context, "
                                    "query, challenge and reference.")
-    s.add_argument("--task", default="qa", choices=NAMES, help="which task")
+    s.add_argument("--task", default="qa", choices=ALL_NAMES, help="which task")
     s.add_argument("--n", type=Bounded(int, 1, MAX_N), default=1, help="how many tasks")
     s.add_argument("--seed", type=SEED, default=None, help="seed for reproducible samples")
     s.add_argument("--json", action="store_true", help="print a JSON array")

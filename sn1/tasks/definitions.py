@@ -301,6 +301,9 @@ TASKS: dict[str, TaskDef] = {t.name: t for t in (
             None, (_rouge("rouge-1", 0.5), RewardSpec("relevance", 0.5)), (), make_generic_instruction),
 )}
 NAMES = tuple(TASKS)
+# Tasks checked by verification, not against a reference (sn1/tasks/inference.py).
+VERIFIED = ("inference",)
+ALL_NAMES = NAMES + VERIFIED
 
 
 # Reward models that check an answer exactly; cheap enough to run on the challenge itself.
@@ -326,7 +329,7 @@ def answer_given_away(rewards, reference: str, challenge: str) -> str | None:
 
 def build_task(name: str, llm: Engine, rng: random.Random, *, live: bool = False,
                params: GenParams | None = None, datasets: Mapping[str, Dataset] | None = None,
-               strict: bool = False, challenge_tries: int = 3) -> Task:
+               strict: bool = False, challenge_tries: int = 3, options: dict | None = None) -> Task:
     """Build one task: context -> query and reference -> persona -> challenge (blocking).
 
     Raises UsageError for an unknown task name and TaskError (one line) when no
@@ -335,12 +338,17 @@ def build_task(name: str, llm: Engine, rng: random.Random, *, live: bool = False
     a template rewrite of the query in the persona's voice (never the query
     itself; why is recorded in ``challenge_fallback``, the LLM's rejected tries
     in ``challenge_rejections``), or TaskError when ``strict``. ``datasets``
-    defaults to the shared offline (or live) datasets.
+    defaults to the shared offline (or live) datasets. ``options``: settings of the
+    ``inference`` task (model, max_tokens, top_logprobs; see tasks/inference.py).
     """
+    if name == "inference":
+        from .inference import build_inference_task
+
+        return build_inference_task(rng, datasets=datasets, live=live, **(options or {}))
     try:
         spec = TASKS[name]
     except KeyError:
-        raise UsageError(f"unknown task {name!r}; choose one of {', '.join(NAMES)}") from None
+        raise UsageError(f"unknown task {name!r}; choose one of {', '.join(ALL_NAMES)}") from None
     params = params or GenParams()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import (LISTEN_PORT, PORT, SEED, add_chain_args, add_logging_args, add_wallet_args, at_least, flag,
-                      fraction, positive)
+from ..config import (LISTEN_PORT, PORT, SEED, Bounded, add_chain_args, add_logging_args, add_wallet_args,
+                      at_least, flag, fraction, positive)
 
-DEFAULT_TASKS = ["summarization", "qa", "debugging", "math", "date_qa"]
-DEFAULT_TASK_P = [0.25, 0.25, 0.0, 0.25, 0.25]
+DEFAULT_TASKS = ["summarization", "qa", "debugging", "math", "date_qa", "inference"]
+# inference takes 0.3; the reference tasks share the rest as before (0.25 each -> 0.175).
+DEFAULT_TASK_P = [0.175, 0.175, 0.0, 0.175, 0.175, 0.3]
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +30,17 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, n + "sample_size", type=at_least(1), default=50, help="miners queried per step")
     flag(parser, n + "tasks", nargs="+", default=DEFAULT_TASKS, help="task names")
     flag(parser, n + "task_p", nargs="+", type=fraction(), default=DEFAULT_TASK_P,
-         help="task probabilities, same order as --neuron.tasks, summing to 1")
+         help="task probabilities, same order as --neuron.tasks, summing to 1 (summarization, "
+              "qa, math, date_qa .175 each, debugging 0, inference .3)")
+    flag(parser, n + "inference_model", default=None,
+         help="inference task: the .gguf model miners must run and the validator verifies with "
+              "(default: the embedded SmolLM2-135M-Instruct, CPU)")
+    flag(parser, n + "inference_max_tokens", type=at_least(1), default=64,
+         help="inference task: max_tokens asked of miners (answers are verified token by token)")
+    flag(parser, n + "inference_top_logprobs", type=Bounded(int, 0, 20), default=5,
+         help="inference task: alternatives per token miners report")
+    flag(parser, n + "inference_threads", type=at_least(1), default=None,
+         help="inference task: CPU threads of the verification model (default: llama.cpp's)")
     flag(parser, n + "moving_average_alpha", type=fraction(), default=0.1,
          help="weight of a new reward in the moving average of scores")
     flag(parser, n + "decay_alpha", type=fraction(), default=0.001,

@@ -23,6 +23,7 @@ from .. import __spec_version__, __version__
 from ..chain import Chain, ChainError, Metagraph, connect, load_wallet
 from ..config import expand, get
 from ..errors import UsageError
+from . import inference
 from . import scores as scores_mod
 from . import state as state_mod
 from .events import EventLog, WandbLog
@@ -45,11 +46,11 @@ def check_task_probabilities(tasks: list[str], task_p: list[float]) -> None:
         raise UsageError(f"--neuron.tasks has {len(tasks)} names but --neuron.task_p {len(task_p)} values")
     if any(p < 0 for p in task_p) or abs(sum(task_p) - 1.0) > 1e-6:
         raise UsageError(f"--neuron.task_p must be non-negative and sum to 1 (got {sum(task_p):g})")
-    from ..tasks import TASKS
+    from ..tasks import ALL_NAMES
 
-    unknown = [t for t in tasks if t not in TASKS]
+    unknown = [t for t in tasks if t not in ALL_NAMES]
     if unknown:
-        raise UsageError(f"unknown task {unknown[0]!r}; known tasks: {', '.join(TASKS)}")
+        raise UsageError(f"unknown task {unknown[0]!r}; known tasks: {', '.join(ALL_NAMES)}")
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Validator:
     llm: object = None
     llm_params: object = None          # sampling defaults of the validator's LLM (--llm.*)
     datasets: dict | None = None       # material for tasks (--neuron.live_data, --data.*)
+    verifier: object = None            # the inference task's model (sn1.verify.Verifier)
     rng: random.Random = field(default_factory=random.Random)
     events: EventLog | None = None
     wandb: WandbLog | None = None
@@ -108,8 +110,8 @@ class Validator:
         for _ in range(MAX_TASK_TRIES):
             name = self.pick_task_name(rng)
             try:
-                return build_task(name, self.llm, rng, params=self.llm_params,
-                                  datasets=self.datasets)
+                return build_task(name, self.llm, rng, params=self.llm_params, datasets=self.datasets,
+                                  options=inference.task_options(self.config) if name == "inference" else None)
             except Exception as e:  # a bad sample or a bad generation: try another
                 log.warning("building task %s failed: %s", name, e)
                 errors.append(f"{name}: {e}")
@@ -139,13 +141,20 @@ class Validator:
 
         messages = [{"role": "user", "content": task.challenge}]
         params = GenParams(max_tokens=get(self.config, "neuron.query_max_tokens"))
+        model = None
+        if task.name == "inference":     # logprobs asked for, answers verified (sn1.verify)
+            messages, params, model = inference.query_args(task)
         results = await client.query([mg.neurons[u] for u in uids], messages, params,
-                                     timeout=get(self.config, "neuron.timeout"))
+                                     timeout=get(self.config, "neuron.timeout"), model=model)
         t_query = time.monotonic()
 
         completions = [r.completion for r in results]
-        rewards = await asyncio.to_thread(score, task.rewards, task.penalties, task.reference,
-                                          task.challenge, completions)
+        if task.name == "inference":
+            self.verifier = self.verifier or inference.make_verifier(self.config)
+            rewards = await asyncio.to_thread(inference.score, self.verifier, task, results)
+        else:
+            rewards = await asyncio.to_thread(score, task.rewards, task.penalties, task.reference,
+                                              task.challenge, completions)
         t_score = time.monotonic()
 
         # Resyncs happen only between rounds, so `uids` still index state.scores.
@@ -238,6 +247,7 @@ class Validator:
 async def setup(config) -> Validator:
     tasks, task_p = get(config, "neuron.tasks"), get(config, "neuron.task_p")
     check_task_probabilities(tasks, task_p)
+    inference.check_options(config)
     # Tasks with p=0 are not loaded.
     wallet = load_wallet(config)
     chain = connect(config)

@@ -36,7 +36,8 @@ from ..llm.base import GenParams
 from ..protocol.auth import hotkey_signer, sign_headers
 from ..protocol.http import error_message
 from ..protocol.sse import FEED_SLICE, SSEError, SSEParser
-from ..protocol.wire import CHAT_PATH, MinerError, ProtocolError, decode_chunk, request_body
+from ..protocol.wire import (CHAT_PATH, MinerError, ProtocolError, decode_chunk, decode_chunk_logprobs,
+                             request_body)
 
 log = logging.getLogger("sn1.validator.query")
 
@@ -72,6 +73,8 @@ class MinerResult:
     process_time: float = 0.0
     truncated: bool = False            # cut at the byte or chunk cap
     n_bytes: int = 0
+    logprobs: list | None = None       # TokenLogprobs of every chunk, when asked for
+    chunk_chars: list[int] = field(default_factory=list)     # text delivered per chunk (speed weights)
 
     @property
     def tokens(self) -> int:
@@ -82,14 +85,20 @@ class MinerResult:
         return self.chunk_times[0] if self.chunk_times else None
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "time_to_first_chunk": self.time_to_first_chunk}
+        d = {**asdict(self), "time_to_first_chunk": self.time_to_first_chunk}
+        if self.logprobs is not None:
+            from ..protocol.logprobs import encode_logprobs
+
+            d["logprobs"] = encode_logprobs(self.logprobs)
+        return d
 
 
-def body_for(messages: list[dict], params: GenParams | None, timeout: float) -> bytes:
+def body_for(messages: list[dict], params: GenParams | None, timeout: float,
+             model: str | None = None) -> bytes:
     p = params or GenParams()
     return request_body(messages, stream=True, timeout=timeout, max_tokens=p.max_tokens,
                         temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, seed=p.seed,
-                        stop=p.stop)
+                        stop=p.stop, top_logprobs=p.logprobs, model=model or "sn1")
 
 
 class MinerClient:
@@ -123,15 +132,24 @@ class MinerClient:
 
     async def query(self, neurons: Iterable[Target], messages: list[dict],
                     params: GenParams | None = None, *, timeout: float = 10.0,
-                    on_chunk: Callable[[MinerResult, str, float], None] | None = None) -> list[MinerResult]:
-        """Stream ``messages`` to every target at once; results in the targets' order."""
-        body = body_for(messages, params, timeout)
-        return list(await asyncio.gather(*(self.query_one(n, body, timeout, on_chunk) for n in neurons)))
+                    on_chunk: Callable[[MinerResult, str, float], None] | None = None,
+                    model: str | None = None) -> list[MinerResult]:
+        """Stream ``messages`` to every target at once; results in the targets' order.
+
+        ``params.logprobs`` set: token logprobs are asked for and collected in
+        ``MinerResult.logprobs``; ``model`` names the model the miners must run.
+        """
+        body = body_for(messages, params, timeout, model)
+        lp = params is not None and params.logprobs is not None
+        return list(await asyncio.gather(*(self.query_one(n, body, timeout, on_chunk, logprobs=lp)
+                                           for n in neurons)))
 
     async def query_one(self, neuron: Target, body: bytes, timeout: float,
-                        on_chunk: Callable[[MinerResult, str, float], None] | None = None) -> MinerResult:
+                        on_chunk: Callable[[MinerResult, str, float], None] | None = None, *,
+                        logprobs: bool = False) -> MinerResult:
         """One miner, never raising (except on cancellation of the caller)."""
         r = MinerResult(uid=neuron.uid, hotkey=neuron.hotkey)
+        r.logprobs = [] if logprobs else None
         if not neuron.endpoint:
             r.message = "no endpoint served on chain"
             return r
@@ -231,12 +249,15 @@ class MinerClient:
                             r.message = "the miner stopped at the deadline"
                         break
                     content, finish, n = decode_chunk(payload)
+                    if r.logprobs is not None:
+                        r.logprobs.extend(decode_chunk_logprobs(payload))
                     if finish is not None:
                         r.finish_reason = finish
                     if content:
                         parts.append(content)
                         times.append(t)
                         tokens.append(n)
+                        r.chunk_chars.append(len(content))
                         if on_chunk is not None:
                             _call(on_chunk, r, content, t)
                         if len(times) >= max_chunks:

@@ -7,6 +7,10 @@ A backend is a class with
     async generate(messages, params) -> async iterator of text pieces
     async aclose()              (optional) free resources
 Each yielded piece counts as one token for batching (--neuron.streaming_batch_size).
+    supports_logprobs: bool     (optional) when True and a request asks for logprobs
+                                (params.logprobs), pieces are sn1.llm.base.Piece: text
+                                carrying its tokens' logprobs (they count as len(logprobs)
+                                tokens); without it such requests get a 400.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ BACKENDS = {
     "hf": "sn1.miner.backends.llm:HuggingFaceMiner",
     "openai": "sn1.miner.backends.llm:OpenAIMiner",
     "vllm": "sn1.miner.backends.llm:VLLMMiner",
+    "cheat": "sn1.miner.backends.cheat:CheatMiner",   # fakes the inference task (tests)
 }
 
 

@@ -46,6 +46,8 @@ class _EngineMiner:
         self.config = config
         self.engine = engine or llm.from_config(config, prefix="neuron", engine=self.engine_name)
         self.model_name = getattr(self.engine, "model_name", self.engine_name)
+        # Token logprobs (the inference task) when the engine can compute them.
+        self.supports_logprobs = bool(getattr(self.engine, "logprobs", False))
         self.requests = RequestLog(config, self.name, self.model_name) if get(config, "wandb.on") else None
         log.info("%s miner ready: %s", self.name, self.model_name)
 

@@ -1,0 +1,59 @@
+"""The validator's side of the ``inference`` task: what to send, and scoring by verification.
+
+Kept out of loop.py so the loop only branches: the request's fields come from
+the task (tasks/inference.py), the verdicts from sn1.verify, run in a worker
+thread by the caller.
+"""
+
+from __future__ import annotations
+
+from ..config import get
+from ..errors import UsageError
+from ..protocol.logprobs import MAX_TOP_LOGPROBS
+from ..llm.base import GenParams
+from ..verify import Policy, StepVerification, Submission, Verifier, model_label, verify_step
+
+
+def make_verifier(config) -> Verifier:
+    """The inference model for verification (loaded on first use, in the scoring thread)."""
+    # Room for the prompt (a system prompt and one request: a few hundred tokens) and the answer.
+    n_ctx = max(1024, get(config, "neuron.inference_max_tokens", 64) + 768)
+    return Verifier(get(config, "neuron.inference_model"), n_ctx=n_ctx,
+                    n_threads=get(config, "neuron.inference_threads"))
+
+
+def check_options(config) -> None:
+    """UsageError (one line) for out-of-range ``--neuron.inference_*`` values."""
+    k = get(config, "neuron.inference_top_logprobs", 5)
+    if not 0 <= k <= MAX_TOP_LOGPROBS:
+        raise UsageError(f"--neuron.inference_top_logprobs must be 0-{MAX_TOP_LOGPROBS}, got {k}")
+    m = get(config, "neuron.inference_max_tokens", 64)
+    if m < 1:
+        raise UsageError(f"--neuron.inference_max_tokens must be at least 1, got {m}")
+
+
+def task_options(config) -> dict:
+    """``build_task(..., options=)`` of the inference task from ``--neuron.inference_*``."""
+    return {"model": model_label(get(config, "neuron.inference_model")),
+            "max_tokens": get(config, "neuron.inference_max_tokens", 64),
+            "top_logprobs": get(config, "neuron.inference_top_logprobs", 5)}
+
+
+def query_args(task) -> tuple[list[dict], GenParams, str]:
+    """(messages, params, model) to send for an inference task."""
+    r = task.extra["request"]
+    params = GenParams(max_tokens=r["max_tokens"], temperature=r["temperature"], top_k=r["top_k"],
+                       top_p=r["top_p"], seed=r["seed"], logprobs=r["top_logprobs"])
+    return r["messages"], params, r["model"]
+
+
+def policy_for(task) -> Policy:
+    r = task.extra["request"]
+    return Policy(temperature=r["temperature"], top_k=r["top_k"], top_p=r["top_p"],
+                  max_tokens=r["max_tokens"], top_logprobs=r["top_logprobs"])
+
+
+def score(verifier: Verifier, task, results) -> StepVerification:
+    """Blocking (forward passes): every miner's answer verified, rewards with the timing factor."""
+    return verify_step(verifier, task.extra["request"]["messages"], policy_for(task),
+                       [Submission.of(r) for r in results])
