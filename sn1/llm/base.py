@@ -61,6 +61,34 @@ class Piece(str):
         return piece
 
 
+class PieceAssembler:
+    """Tokens -> Pieces: a token that ends inside a UTF-8 character waits for the next one
+    (never more than one character's worth of bytes), so every Piece's text is whole."""
+
+    def __init__(self):
+        self._tokens: list[TokenLogprob] = []
+        self._buf = b""
+
+    def add(self, token: TokenLogprob) -> "Piece | None":
+        self._tokens.append(token)
+        self._buf += token.token
+        try:
+            text = self._buf.decode("utf-8")
+        except UnicodeDecodeError:
+            if len(self._buf) <= 8:
+                return None
+            text = self._buf.decode("utf-8", errors="replace")
+        return self._take(text)
+
+    def flush(self) -> "Piece | None":
+        return self._take(self._buf.decode("utf-8", errors="replace")) if self._tokens else None
+
+    def _take(self, text: str) -> "Piece":
+        piece = Piece(text, self._tokens)
+        self._tokens, self._buf = [], b""
+        return piece
+
+
 def piece_tokens(piece: str) -> int:
     """Tokens in a piece: a Piece's logprob entries, else one."""
     lp = getattr(piece, "logprobs", None)

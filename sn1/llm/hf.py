@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UsageError
-from .base import GenParams, LLMError, Messages, Piece
+from .base import GenParams, LLMError, Messages, Piece, PieceAssembler
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class HFEngine:
         gen = torch.Generator(device="cpu")
         gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(0, 2**31, (1,))))
         past, step_ids = None, ids
-        pending, buf = [], b""
+        pieces = PieceAssembler()
         with torch.inference_mode():
             for _ in range(params.max_tokens):
                 if cancel.is_set():
@@ -201,18 +201,13 @@ class HFEngine:
                 top = torch.topk(lp, k) if k else None
                 alts = () if top is None else tuple(
                     TopLogprob(token_bytes(int(i)), float(v)) for v, i in zip(top.values, top.indices))
-                pending.append(TokenLogprob(token_bytes(tok), float(lp[tok]), alts))
-                buf += pending[-1].token
-                try:
-                    text = buf.decode("utf-8")
-                except UnicodeDecodeError:
-                    text = buf.decode("utf-8", errors="replace") if len(buf) > 8 else None
-                if text is not None:
-                    yield Piece(text, pending)
-                    pending, buf = [], b""
+                piece = pieces.add(TokenLogprob(token_bytes(tok), float(lp[tok]), alts))
+                if piece is not None:
+                    yield piece
                 step_ids = torch.tensor([[tok]], device=self.device)
-        if pending:
-            yield Piece(buf.decode("utf-8", errors="replace"), pending)
+        rest = pieces.flush()
+        if rest is not None:
+            yield rest
 
 
 def _sample(torch, lp, params: GenParams, gen) -> int:

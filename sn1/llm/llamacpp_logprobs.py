@@ -29,7 +29,7 @@ from typing import Iterator
 import numpy as np
 
 from ..protocol.logprobs import TokenLogprob, TopLogprob
-from .base import GenParams, LLMError, Messages, Piece
+from .base import GenParams, LLMError, Messages, Piece, PieceAssembler
 
 MIN_P = 0.05     # llama-cpp-python's create_chat_completion default, kept for the same sampling
 
@@ -150,8 +150,7 @@ def generate_with_logprobs(llm, messages: Messages, params: GenParams, cancel: t
     ctx = llm._ctx.ctx
     gen = llm.generate(tokens, top_k=params.top_k, top_p=params.top_p, min_p=MIN_P,
                        temp=params.temperature, repeat_penalty=1.0)
-    pending: list[TokenLogprob] = []
-    buf = b""
+    pieces = PieceAssembler()
     text_so_far = ""
     n = 0
     try:
@@ -160,25 +159,19 @@ def generate_with_logprobs(llm, messages: Messages, params: GenParams, cancel: t
                 break
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(table.n_vocab,))
             lp = log_softmax(logits)
-            pending.append(TokenLogprob(table.bytes_of(tok), float(lp[tok]), top_entries(lp, k, table)))
-            buf += table.bytes_of(tok)
+            piece = pieces.add(TokenLogprob(table.bytes_of(tok), float(lp[tok]), top_entries(lp, k, table)))
             n += 1
-            try:
-                text = buf.decode("utf-8")
-            except UnicodeDecodeError:
-                # Wait for the rest of the character, but never hold more than one character's worth.
-                text = buf.decode("utf-8", errors="replace") if len(buf) > 8 else None
-            if text is not None:
-                yield Piece(text, pending)
-                pending, buf = [], b""
+            if piece is not None:
+                yield piece
                 if params.stop:
-                    text_so_far += text
+                    text_so_far += piece
                     if any(s in text_so_far for s in params.stop):
                         break
             if n >= max_tokens:
                 break
-        if pending:
-            yield Piece(buf.decode("utf-8", errors="replace"), pending)
+        rest = pieces.flush()
+        if rest is not None:
+            yield rest
     finally:
         gen.close()
 

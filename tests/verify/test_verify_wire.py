@@ -11,7 +11,7 @@ import pytest
 from sn1.llm.base import GenParams, Piece, piece_tokens
 from sn1.protocol.logprobs import MAX_TOP_LOGPROBS, LogprobsError, TokenLogprob, TopLogprob, decode_logprobs
 from sn1.protocol.request import RequestError, parse_request
-from sn1.protocol.wire import ProtocolError, decode_chunk, decode_chunk_logprobs, encode_chunk, request_body
+from sn1.protocol.wire import decode_chunk, decode_chunk_logprobs, encode_chunk, request_body
 from sn1.validator.query import MinerClient
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -155,3 +155,16 @@ async def test_client_collects_logprobs_of_every_chunk(make_wallet):
     assert r.status == "ok" and r.completion == "abc"
     assert [t.token for t in r.logprobs] == [b"a", b"b", b"c"]
     json.dumps(r.to_dict())
+
+
+def test_pieces_wait_for_whole_characters():
+    from sn1.llm.base import PieceAssembler
+
+    a = PieceAssembler()
+    assert a.add(TokenLogprob(b" caf\xc3", -0.1)) is None         # half of "é"
+    piece = a.add(TokenLogprob(b"\xa9!", -0.2))
+    assert piece == " café!" and [t.token for t in piece.logprobs] == [b" caf\xc3", b"\xa9!"]
+    assert a.flush() is None
+    assert a.add(TokenLogprob(b"\xff", -1.0)) is None
+    tail = a.flush()
+    assert tail == "\ufffd" and len(tail.logprobs) == 1
