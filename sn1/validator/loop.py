@@ -144,7 +144,8 @@ class Validator:
 
         completions = [r.completion for r in results]
         rewards = await asyncio.to_thread(score, task.rewards, task.penalties, task.reference,
-                                          task.challenge, completions)
+                                          task.challenge, completions,
+                                          task.context.content if task.context else "")  # source_copy
         t_score = time.monotonic()
 
         # Resyncs happen only between rounds, so `uids` still index state.scores.

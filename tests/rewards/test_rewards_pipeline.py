@@ -24,10 +24,12 @@ def test_penalty_math_by_hand():
     # P = 2/6, R = 2/5 -> F = 4/11; r = 1 * (1 - 0.5 * 4/11) = 9/11.
     assert step.models["penalty:rouge-1"].raw[0] == pytest.approx(4 / 11)
     assert step.total[0] == pytest.approx(9 / 11)
-    # completion 1: rouge-1 P = 1, R = 2/6 -> F = 1/2; diff = 2*7/(22+7) = 14/29;
-    # penalty F: overlap 2, P = 2/2, R = 2/5 -> 4/7; r = (0.25 + 0.5*14/29) * (1 - 2/7)
+    # completion 1: the reward's rouge-1 counts only words the challenge lacks (changed on
+    # purpose: was 1/2): "the cat" has none left -> 0; diff = 2*7/(22+7) = 14/29;
+    # penalty F: overlap 2, P = 2/2, R = 2/5 -> 4/7; r = (0 + 0.5*14/29) * (1 - 2/7)
+    assert step.models["rouge-1"].raw[1] == 0.0
     assert step.models["diff"].raw[1] == pytest.approx(14 / 29)
-    assert step.total[1] == pytest.approx((0.25 + 7 / 29) * (1 - 2 / 7))
+    assert step.total[1] == pytest.approx((7 / 29) * (1 - 2 / 7))
     assert step.total[2] == 0.0
     assert list(step.models) == ["rouge-1", "diff", "penalty:rouge-1"]
 
@@ -106,8 +108,8 @@ def test_weights_within_tolerance_and_no_completions():
 
 
 def test_task_reward_sets_by_hand():
-    math_step = score([RewardSpec("float_diff", 1.0)], [], "12", "?", ["so it is 12.", "about 15", "none"])
-    assert math_step.total == pytest.approx([1.0, 0.75, 0.0])
+    math_step = score([RewardSpec("float_diff", 1.0)], [], "12", "?", ["so it is 12.", "about 12.06", "none"])
+    assert math_step.total == pytest.approx([1.0, 0.5, 0.0])   # 0.5% off (was: 15 -> 0.75)
     date_step = score([RewardSpec("date", 1.0)], [], "4 July 1776", "?", ["July 14, 1776", "never", ""])
     assert date_step.total == pytest.approx([math.exp(-0.1), 0.0, 0.0])
     none_step = score([RewardSpec("diff", 1.0)], [], "abcd", "?", [None, "bcde"])   # a failed miner

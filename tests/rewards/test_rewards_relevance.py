@@ -59,7 +59,7 @@ def test_score_qa_reward_set(model):
     for i in range(3):
         expected = (0.5 * m["rouge-1"].raw[i] + 0.5 * m["relevance"].raw[i]) * (1 - 0.5 * m["penalty:rouge-1"].raw[i])
         assert step.total[i] == pytest.approx(expected)
-    assert step.total[0] > step.total[1] > step.total[2] == 0.0
+    assert step.total[0] > step.total[1] >= step.total[2] == 0.0
     assert len(set(m["relevance"].timings)) == 1                # one batch, equal shares
     json.dumps(step.to_event(), allow_nan=False)
 
