@@ -184,20 +184,23 @@ def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int) 
     kinds: dict[int, str] = {}
     procs = Procs(logs)
     try:
-        started = []
         for name in ["honest", *STRATEGIES]:
             uid = chain.register(make_wallet(wallets, name), stake=0.0)
             kinds[uid] = name
-            port = free_port()
-            mine = ["--wallet.name", name, "--wallet.hotkey", "default", "--axon.port", str(port), *common]
-            if name == "honest":
-                proc = procs.start("miner-honest", ["miner", *HONEST, *mine])
-            else:
-                cmd = [os.path.abspath(__file__), "miner", name, *mine]
-                proc = _start_script(procs, f"miner-{name}", cmd)
-            started.append((name, port, proc))
-        for name, port, proc in started:
-            wait_for_port(port, timeout=180, proc=proc)
+        for name in kinds.values():
+            for attempt in range(3):   # a free port can be taken by another job before we bind it
+                port = free_port()
+                mine = ["--wallet.name", name, "--wallet.hotkey", "default", "--axon.port", str(port), *common]
+                if name == "honest":
+                    proc = procs.start("miner-honest", ["miner", *HONEST, *mine])
+                else:
+                    proc = _start_script(procs, f"miner-{name}", [os.path.abspath(__file__), "miner", name, *mine])
+                try:
+                    wait_for_port(port, timeout=180, proc=proc)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
         full_path = os.path.join(run_dir, "validator")
         t0 = time.monotonic()
         vproc = procs.start("validator", [

@@ -16,10 +16,14 @@ as the original did) + 365 x |year difference|; 500 when either text has no
 date. Score = exp(-distance² / 1000), 0 below 0.001.
 
 Departures (README "Where we differ"): a completion naming more than
-MAX_DATES different dates is a list of guesses and scores 0; an answer
-longer than FOCUS_WORDS words is scaled by (FOCUS_WORDS / words)³, so a
-pasted article that happens to hold the date earns little. Trailing
-punctuation never hides a date ("1/5/1999!", "(4 July 1776)").
+MAX_DATES different dates is a list of guesses and scores 0; an answer of
+up to FOCUS_WORDS words keeps full credit, then credit falls linearly to 0
+at FOCUS_ZERO words: a pasted article that happens to hold the date earns
+nothing, while "The treaty was signed on 7 June 1494." keeps full credit.
+(Words not in the challenge were tried instead: the event clause of a
+challenge is often a long quote of the article, so a pasted article kept
+most of its credit.) Trailing punctuation never hides a date
+("1/5/1999!", "(4 July 1776)").
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import re
 
 UNPARSABLE_DISTANCE = 500
 MAX_DATES = 2          # more different dates than this in one completion: a list of guesses
-FOCUS_WORDS = 25       # a date answer needs a sentence; longer ones earn (25 / words)³
+FOCUS_WORDS = 20       # a date answer is a sentence: full credit up to 20 words
+FOCUS_ZERO = 45        # ... and none from 45 words on
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december")
 _MONTH = r"(?P<month>" + "|".join(_MONTHS) + ")"
@@ -101,11 +106,16 @@ def date_distance(reference: str, completion: str) -> int:
     return abs(ref[0] - comp[0]) + 365 * abs(ref[1] - comp[1])
 
 
+def answer_words(completion: str) -> int:
+    """Words of the completion (a run without spaces counts one per 10 characters)."""
+    return max(len(completion.split()), len(completion) // 10)
+
+
 def date(reference: str, completion: str) -> float:
     if distinct_dates(completion, MAX_DATES + 1) > MAX_DATES:
         return 0.0
     score = math.exp(-(date_distance(reference, completion) ** 2) / 1000)
-    words = max(len(completion.split()), len(completion) // 10)   # a spaceless blob is long too
+    words = answer_words(completion)
     if words > FOCUS_WORDS:
-        score *= (FOCUS_WORDS / words) ** 3
+        score *= max(0.0, (FOCUS_ZERO - words) / (FOCUS_ZERO - FOCUS_WORDS))
     return 0.0 if score < 0.001 else score

@@ -14,7 +14,7 @@ source_copy compares with the task's material (`source=`).
 
 Isolation: whatever one completion does to a model (an exception, NaN, a
 value outside [0, 1], a size over MAX_COMPLETION_CHARS) it scores 0 for that
-model, the reason is logged and kept in the event ("reward_errors"), and the
+model (a NaN stays NaN in "<key>_raw" so the log shows it), the reason is logged and kept in the event ("reward_errors"), and the
 other completions and the step go on. Lone surrogates are replaced with
 U+FFFD before any model sees the text.
 
@@ -213,7 +213,7 @@ def _run(spec: RewardSpec, penalty: bool, against: str, completions: list[str], 
             errors[i] = f"not a number ({v})"      # raw keeps the NaN for the log; counts as 0
         elif not 0.0 <= v <= 1.0:
             errors[i] = f"out of range ({v:g})"
-            raw[i] = min(1.0, max(0.0, v))
+            raw[i] = 0.0
     for i, why in sorted(errors.items()):
         log.warning("reward %s: completion %d scores 0: %s", key, i, why)
     return ModelRewards(key, spec.name, spec.weight, penalty, raw, normalize(raw), timings, batch_time, errors)
@@ -228,6 +228,11 @@ def _valid_text(c) -> str:
         return c
     except UnicodeEncodeError:
         return c.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _penalty_exempt(reference: str) -> str:
+    """Words an answer may repeat from the challenge without penalty: the reference's and function words."""
+    return reference + "\n" + " ".join(sorted(text.FUNCTION_WORDS))
 
 
 def copies(completions: list[str]) -> list[int]:
@@ -266,7 +271,7 @@ def score(rewards: list[RewardSpec], penalties: list[RewardSpec], reference: str
             m = _run(spec, True, source, scored, challenge, refused)
         else:
             # the reference's words are not held against a completion that repeats the challenge
-            m = _run(spec, True, challenge, scored, reference, refused)
+            m = _run(spec, True, challenge, scored, _penalty_exempt(reference), refused)
         step.models[m.key] = m
         step.total = [r * (1 - spec.weight * finite_or_zero(v)) for r, v in zip(step.total, m.raw)]
     step.copies = copies(scored)

@@ -29,6 +29,12 @@ import re
 
 NGRAMS = ("rouge-1", "rouge-l")
 _TOKEN_RE = re.compile(r"[^\W_]+")
+# Not held against an answer by the rouge penalty (the pipeline adds them to the reference's
+# words): any answer repeats "the", "is", "what" from the question.
+FUNCTION_WORDS = frozenset("""a an the and or but if of to in on at by for with from as into about than then
+is are was were be been being am do does did has have had it its this that these those there here i you he
+she we they me him her us them my your his our their what which who whom whose when where why how not no so
+can could will would shall should may might must let just very also""".split())
 
 
 class UnicodeTokenizer:

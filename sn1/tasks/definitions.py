@@ -329,7 +329,7 @@ def answer_given_away(rewards, reference: str, challenge: str) -> str | None:
                 and abs(ref) in numbers_in(challenge):
             return f"the answer {ref:g} is one of the challenge's numbers"
         if spec.name in ANSWER_CHECKS:
-            (value,), _ = REWARD_MODELS[spec.name](reference, [challenge], dict(spec.options))
+            (value,), _ = REWARD_MODELS[spec.name](reference, [challenge], dict(spec.options), challenge)
             if value >= 0.999:
                 return f"echoing it earns {spec.name} {value:.3f}"
     return None
