@@ -32,6 +32,8 @@ import datetime as dt
 import math
 import re
 
+from sn1.rewards.text import length_words
+
 UNPARSABLE_DISTANCE = 500
 MAX_DATES = 2          # more different dates than this in one completion: a list of guesses
 FOCUS_WORDS = 20       # a date answer is a sentence: full credit up to 20 words
@@ -106,16 +108,11 @@ def date_distance(reference: str, completion: str) -> int:
     return abs(ref[0] - comp[0]) + 365 * abs(ref[1] - comp[1])
 
 
-def answer_words(completion: str) -> int:
-    """Words of the completion (a run without spaces counts one per 10 characters)."""
-    return max(len(completion.split()), len(completion) // 10)
-
-
 def date(reference: str, completion: str) -> float:
     if distinct_dates(completion, MAX_DATES + 1) > MAX_DATES:
         return 0.0
     score = math.exp(-(date_distance(reference, completion) ** 2) / 1000)
-    words = answer_words(completion)
+    words = length_words(completion)
     if words > FOCUS_WORDS:
         score *= max(0.0, (FOCUS_ZERO - words) / (FOCUS_ZERO - FOCUS_WORDS))
     return 0.0 if score < 0.001 else score
