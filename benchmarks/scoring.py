@@ -32,20 +32,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from sn1.rewards import RewardSpec, load_relevance_model, score  # noqa: E402
+from sn1.rewards import load_relevance_model, score  # noqa: E402
 from sn1.rewards.pipeline import REWARD_MODELS  # noqa: E402
+from sn1.tasks.definitions import TASKS  # noqa: E402
 
-ROUGE1 = RewardSpec("rouge", 0.5, {"ngram": "rouge-1"})
-ROUGEL = RewardSpec("rouge", 0.5, {"ngram": "rouge-l"})
-RELEVANCE = RewardSpec("relevance", 0.5)
-# The task reward sets of spec §7 (what sn1/tasks declares).
-TASK_SETS = {
-    "qa": ([ROUGE1, RELEVANCE], [ROUGE1]),
-    "summarization": ([ROUGEL, RELEVANCE], [ROUGE1]),
-    "math": ([RewardSpec("float_diff", 1.0)], []),
-    "date_qa": ([RewardSpec("date", 1.0)], []),
-    "debugging": ([RewardSpec("diff", 1.0)], []),
-}
+# The task reward sets as sn1/tasks declares them (rewards, penalties).
+TASK_SETS = {name: (list(TASKS[name].rewards), list(TASKS[name].penalties))
+             for name in ("qa", "summarization", "math", "date_qa", "debugging")}
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")
 
@@ -61,6 +54,9 @@ def wiki_extracts() -> list[str]:
     return [v["extract"] for v in data.values() if len(v.get("extract", "").split()) >= 50]
 
 
+SOURCE: list[str] = [""]
+
+
 def words(text: str, n: int) -> str:
     return " ".join(text.split()[:n])
 
@@ -73,9 +69,11 @@ def prose(rng: random.Random, pool: list[str], n_words: int) -> str:
 
 
 def build_steps(rng: random.Random, n: int, n_words: int) -> dict[str, tuple[str, str, list[str]]]:
-    """task -> (reference, challenge, completions), shaped like real steps of that task."""
+    """task -> (reference, challenge, completions), shaped like real steps of that task.
+    The task's material (for source_copy) is the article: SOURCE[0]."""
     pool = wiki_extracts()
     article = rng.choice(pool)
+    SOURCE[:] = [article]
     steps: dict[str, tuple[str, str, list[str]]] = {}
 
     def mixed(reference: str) -> list[str]:
@@ -187,12 +185,12 @@ def main() -> None:
     # Warm up: first calls import rouge-score/sympy and run the model once.
     for task, (rewards, penalties) in TASK_SETS.items():
         ref, challenge, comps = steps[task]
-        score(rewards, penalties, ref, challenge, comps[:2])
+        score(rewards, penalties, ref, challenge, comps[:2], SOURCE[0])
 
     rows: list[tuple[str, str, float, float, float]] = []
     for task, (rewards, penalties) in TASK_SETS.items():
         ref, challenge, comps = steps[task]
-        sec = timed(args.repeat, lambda: score(rewards, penalties, ref, challenge, comps))
+        sec = timed(args.repeat, lambda: score(rewards, penalties, ref, challenge, comps, SOURCE[0]))
         rows.append(("task", task, sec, sec / n * 1000, peak_rss_mib()))
 
     # Each reward model alone, on the completions of the task that uses it.

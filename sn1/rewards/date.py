@@ -3,8 +3,9 @@
 Formats, found anywhere in the text (the earliest match in the text wins;
 a match that is not a real date, e.g. 31/02/2000, is skipped):
 
-* ``D/M/YYYY`` (day first; falls back to month first when the day-first
-  reading is impossible, e.g. 7/25/1776), also with ``-``;
+* ``M/D/YYYY`` (month first, as the original's parser read it and US writers
+  mean it; falls back to day first when the month-first reading is
+  impossible, e.g. 25/7/1776), also with ``-``;
 * ``M/D/YY`` (month first, same fallback), two-digit years read as Python's
   ``%y`` does: 00-68 -> 2000-2068, 69-99 -> 1969-1999;
 * ``D Month YYYY`` and ``Month D, YYYY`` (full English month names, any case,
@@ -13,6 +14,16 @@ a match that is not a real date, e.g. 31/02/2000, is skipped):
 Distance = |day-of-year difference| (both dates placed in the leap year 2000,
 as the original did) + 365 x |year difference|; 500 when either text has no
 date. Score = exp(-distance² / 1000), 0 below 0.001.
+
+Departures (README "Where we differ"): a completion naming more than
+MAX_DATES different dates is a list of guesses and scores 0; an answer of
+up to FOCUS_WORDS words keeps full credit, then credit falls linearly to 0
+at FOCUS_ZERO words: a pasted article that happens to hold the date earns
+nothing, while "The treaty was signed on 7 June 1494." keeps full credit.
+(Words not in the challenge were tried instead: the event clause of a
+challenge is often a long quote of the article, so a pasted article kept
+most of its credit.) Trailing punctuation never hides a date
+("1/5/1999!", "(4 July 1776)").
 """
 
 from __future__ import annotations
@@ -21,7 +32,12 @@ import datetime as dt
 import math
 import re
 
+from sn1.rewards.text import length_words
+
 UNPARSABLE_DISTANCE = 500
+MAX_DATES = 2          # more different dates than this in one completion: a list of guesses
+FOCUS_WORDS = 20       # a date answer is a sentence: full credit up to 20 words
+FOCUS_ZERO = 45        # ... and none from 45 words on
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december")
 _MONTH = r"(?P<month>" + "|".join(_MONTHS) + ")"
@@ -29,7 +45,7 @@ _DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
 # Slash dates name their numbers m (month) and d (day) in the order the format
 # reads them first. All patterns are linear-time (no nested quantifiers).
 _PATTERNS = (
-    re.compile(r"\b(?P<d>\d{1,2})[/-](?P<m>\d{1,2})[/-](?P<year>\d{3,4})\b"),   # D/M/YYYY
+    re.compile(r"\b(?P<m>\d{1,2})[/-](?P<d>\d{1,2})[/-](?P<year>\d{3,4})\b"),   # M/D/YYYY
     re.compile(r"\b(?P<m>\d{1,2})[/-](?P<d>\d{1,2})[/-](?P<yy>\d{2})\b"),       # M/D/YY
     re.compile(rf"\b{_DAY}\s+{_MONTH},?\s+(?P<year>\d{{3,4}})\b", re.IGNORECASE),  # D Month YYYY
     re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+(?P<year>\d{{3,4}})\b", re.IGNORECASE),  # Month D, YYYY
@@ -72,6 +88,19 @@ def first_date(text: str) -> tuple[int, int] | None:
     return min(candidates)[1] if candidates else None
 
 
+def distinct_dates(text: str, limit: int) -> int:
+    """How many different real dates `text` names, counting no further than `limit`."""
+    seen: set[tuple[int, int]] = set()
+    for pattern in _PATTERNS:
+        for match in pattern.finditer(text):
+            parsed = _read(match)
+            if parsed:
+                seen.add(parsed)
+                if len(seen) >= limit:
+                    return len(seen)
+    return len(seen)
+
+
 def date_distance(reference: str, completion: str) -> int:
     ref, comp = first_date(reference), first_date(completion)
     if ref is None or comp is None:
@@ -80,5 +109,10 @@ def date_distance(reference: str, completion: str) -> int:
 
 
 def date(reference: str, completion: str) -> float:
+    if distinct_dates(completion, MAX_DATES + 1) > MAX_DATES:
+        return 0.0
     score = math.exp(-(date_distance(reference, completion) ** 2) / 1000)
+    words = length_words(completion)
+    if words > FOCUS_WORDS:
+        score *= max(0.0, (FOCUS_ZERO - words) / (FOCUS_ZERO - FOCUS_WORDS))
     return 0.0 if score < 0.001 else score

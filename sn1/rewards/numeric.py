@@ -9,6 +9,20 @@ and at most `MAX_SYMPY_WORDS` words per completion go through sympy. Plain
 floats take the fast path (`float()`), so a 100 kB completion costs
 milliseconds. Non-finite values ("inf", "nan", "1/0") are not numbers.
 `^` means power (sympy's `convert_xor`), as a person writing "2^3" means.
+
+Departures (README "Where we differ"), so that only the right number pays:
+
+* tolerance: 1 within a relative 1e-9 (or when the reference rounded to the
+  precision the completion wrote, with at least 3 significant digits, is
+  what it wrote: "3.14" for pi); else linear down to 0 at a relative
+  difference of REL_TOLERANCE (1%). The spec's 1 - min(|ref - pred| / |ref|, 1)
+  paid half for being off by half: a maths echo ending on one of the
+  problem's numbers, or a large round number, earned points;
+* a number copied from the challenge earns nothing unless it is the answer;
+* a list of candidates (the last number in a run of MAX_CANDIDATES or more
+  numbers joined only by commas, "or", "and", slashes...) earns nothing;
+* trailing punctuation ("42!", "(42)", "42;") and a leading "$" or "(" are
+  stripped before parsing.
 """
 
 from __future__ import annotations
@@ -20,8 +34,13 @@ from functools import lru_cache
 MAX_SYMPY_CHARS = 40       # longer words are not tried as expressions
 MAX_SYMPY_WORDS = 20       # expression attempts per completion (each ~0.3-1 ms)
 MAX_EXPONENT = 1000        # |exponent| of any power inside an expression
+REL_TOLERANCE = 0.01       # relative difference at which credit reaches 0
+EXACT = 1e-9               # relative difference that counts as equal (float noise)
+MAX_CANDIDATES = 4         # a run of this many numbers is a list of guesses
 _EXPR_RE = re.compile(r"(?:[0-9.+\-*/^()]|sqrt|pi)+")
 _DIGIT_RE = re.compile(r"[0-9]")
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+_SEPARATORS = {"or", "and", "/", "|", "-", "–", ",", ";", "&", "maybe", "perhaps"}
 
 
 @lru_cache(maxsize=None)
@@ -57,7 +76,14 @@ def _parse_expression(word: str) -> float | None:
 
 
 def _clean(word: str) -> str:
-    return word.replace(",", "").rstrip(".")
+    """Commas out; trailing punctuation and unbalanced closing/opening brackets off."""
+    word = word.replace(",", "").rstrip(".!?;:\"'…")
+    while word and word[-1] in ")]}" and word.count(word[-1]) > word.count({")": "(", "]": "[", "}": "{"}[word[-1]]):
+        word = word[:-1].rstrip(".!?;:\"'")
+    word = word.lstrip("\"'$£€")
+    while word and word[0] in "([{" and word.count(word[0]) > word.count({"(": ")", "[": "]", "{": "}"}[word[0]]):
+        word = word[1:]
+    return word
 
 
 def _as_float(cleaned: str) -> float | None | bool:
@@ -80,11 +106,11 @@ def parse_number(word: str) -> float | None:
     return _parse_expression(cleaned) if value is False else value
 
 
-def last_number(text: str) -> float | None:
-    """The last word of `text` that parses as a number, or None."""
+def _last(words: list[str]) -> tuple[float, int] | None:
+    """(value, index) of the last word that parses as a number, or None."""
     attempts = 0
-    for word in reversed(text.split()):
-        cleaned = _clean(word)
+    for i in range(len(words) - 1, -1, -1):
+        cleaned = _clean(words[i])
         value = _as_float(cleaned)
         if value is False:
             if attempts >= MAX_SYMPY_WORDS:
@@ -92,22 +118,64 @@ def last_number(text: str) -> float | None:
             attempts += 1
             value = _parse_expression(cleaned)
         if value is not None:
-            return value
+            return value, i
     return None
 
 
-def float_diff(reference: str, completion: str) -> float:
-    """1 if equal, else 1 - min(|ref - pred| / |ref|, 1), 0 when that difference > 0.999; 0 if no number."""
+def last_number(text: str) -> float | None:
+    """The last word of `text` that parses as a number, or None."""
+    found = _last(text.split())
+    return found[0] if found else None
+
+
+def _run_length(words: list[str], index: int) -> int:
+    """How many numbers end at words[index], joined only by separators (a list of guesses)."""
+    count, i = 1, index - 1
+    while i >= 0 and count < MAX_CANDIDATES:
+        word = words[i]
+        if word.lower().strip(",;") in _SEPARATORS or not word.strip(",;"):
+            i -= 1
+            continue
+        value = _as_float(_clean(word))
+        if value is None or value is False:   # not "in (None, False)": 0.0 == False
+            break
+        count += 1
+        i -= 1
+    return count
+
+
+def numbers_in(text: str) -> set[float]:
+    """Every plain number written in `text` (digits, optional decimals; commas as separators), unsigned."""
+    return {float(m) for m in _NUMBER_RE.findall(text.replace(",", ""))}
+
+
+def _rounded_match(ref: float, word: str) -> bool:
+    """`word` is `ref` rounded to the decimals it shows, with at least 3 significant digits."""
+    digits = word.lstrip("-+").replace(".", "").lstrip("0")
+    if len(digits) < 3 or not re.fullmatch(r"[-+]?\d+(?:\.\d+)?", word):
+        return False
+    decimals = len(word.split(".")[1]) if "." in word else 0
+    return round(ref, decimals) == float(word)
+
+
+def float_diff(reference: str, completion: str, challenge: str = "") -> float:
+    """Credit for the completion's last number against the numeric reference (rules in the module doc)."""
     ref = reference_number(reference)
-    pred = last_number(completion)
-    if ref is None or pred is None:
+    words = completion.split()
+    found = _last(words)
+    if ref is None or found is None:
         return 0.0
-    if pred == ref:
+    pred, index = found
+    if _run_length(words, index) >= MAX_CANDIDATES:
+        return 0.0
+    scale = max(abs(ref), 1e-300)
+    if abs(pred - ref) <= EXACT * scale or _rounded_match(ref, _clean(words[index])):
         return 1.0
+    if challenge and abs(pred) in numbers_in(challenge):
+        return 0.0
     if ref == 0:  # relative difference is infinite
         return 0.0
-    difference = min(abs(ref - pred) / abs(ref), 1.0)
-    return 0.0 if difference > 0.999 else 1.0 - difference
+    return max(0.0, 1.0 - abs(ref - pred) / scale / REL_TOLERANCE)
 
 
 def reference_number(reference: str) -> float | None:

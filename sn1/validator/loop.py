@@ -154,7 +154,8 @@ class Validator:
             rewards = await asyncio.to_thread(inference.score, self.verifier, task, results)
         else:
             rewards = await asyncio.to_thread(score, task.rewards, task.penalties, task.reference,
-                                              task.challenge, completions)
+                                              task.challenge, completions,
+                                              task.context.content if task.context else "")  # source_copy
         t_score = time.monotonic()
 
         # Resyncs happen only between rounds, so `uids` still index state.scores.

@@ -1,4 +1,11 @@
-"""Turn scores into weights the chain accepts (spec §5 "Weights")."""
+"""Turn scores into weights the chain accepts (spec §5 "Weights").
+
+Departure (README "Where we differ"): scores are raised to the power
+SHARPEN before they are normalised, so the best miners earn clearly more
+than the middle (with power 3, a miner scoring half of the best gets an
+eighth of its weight). Ordering, `version_key` and the chain's limits are
+unchanged.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,11 @@ import numpy as np
 from ..chain.base import Hyperparams
 from ..chain.yuma import normalize_max_weight
 
+SHARPEN = 3.0
 
-def process_weights(scores: np.ndarray, hp: Hyperparams) -> tuple[list[int], list[float]]:
-    """(uids, weights) from raw scores: NaN as 0, non-zero uids, at least
+
+def process_weights(scores: np.ndarray, hp: Hyperparams, sharpen: float = SHARPEN) -> tuple[list[int], list[float]]:
+    """(uids, weights) from raw scores: NaN as 0, raised to ``sharpen``, non-zero uids, at least
     ``min_allowed_weights`` entries (and enough for ``max_weight_limit`` to be
     reachable), none above ``max_weight_limit``, summing to 1.
 
@@ -19,6 +28,8 @@ def process_weights(scores: np.ndarray, hp: Hyperparams) -> tuple[list[int], lis
     """
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     s = np.clip(s, 0.0, None)
+    if s.size and s.max() > 0:
+        s = (s / s.max()) ** sharpen   # scaled first: tiny scores must not underflow to 0
     n = len(s)
     if n == 0:
         return [], []

@@ -107,19 +107,25 @@ def test_diff_100kb_completion():
 
 
 # ---------------------------------------------------------------- float_diff
+# Changed on purpose (README "Where we differ"): the spec's 1 - |ref - pred| / |ref| paid
+# 0.95 for "42" against 40; credit now falls linearly to 0 at a relative difference of 1%.
 @pytest.mark.parametrize("reference, completion, expected", [
     ("42", "The answer is 42.", 1.0),
-    ("40", "I think it is 42", 1 - 2 / 40),
-    ("-10", "x = -12", 1 - 2 / 10),
+    ("40", "I think it is 42", 0.0),                # 5% off: was 0.95
+    ("40", "it is 40.2", 0.5),                      # 0.5% off: 1 - 0.005 / 0.01
+    ("-10", "x = -10.05", 0.5),
+    ("-10", "x = -12", 0.0),                        # was 0.8
     ("1000000", "That makes 1,000,000.", 1.0),
     ("0.75", "the ratio is 3/4", 1.0),
     ("8", "so 2^3", 1.0),                           # ^ is a power, not xor
     ("1.4142135623730951", "it is sqrt(2)", 1.0),
+    ("1.4142135623730951", "about 1.41", 1.0),      # rounded to what it wrote, 3 significant digits
+    ("1.4142135623730951", "about 1.4", 0.0),       # 2 digits: 1% off -> 0
+    ("3.14159265", "pi is 3.1416!", 1.0),
     ("7", "5 apples and 7 pears", 1.0),             # the last number wins
-    ("5", "5 apples and 7 pears", 1 - 2 / 5),
-    ("100", "about 0.2", 1 - 99.8 / 100),           # difference 0.998 -> kept
-    ("100", "about 0.05", 0.0),                     # difference 0.9995 > 0.999 -> 0
-    ("100", "about 1000", 0.0),                     # difference clipped to 1
+    ("5", "5 apples and 7 pears", 0.0),             # was 0.6
+    ("100", "about 0.2", 0.0),                      # was 0.002
+    ("100", "about 1000", 0.0),
     ("0", "zero is 0", 1.0),                        # ref == 0 guarded
     ("0", "it is 1", 0.0),
     ("42", "no number here", 0.0),
@@ -127,9 +133,30 @@ def test_diff_100kb_completion():
     ("42", "答案是 42", 1.0),                        # unicode around the number
     ("42", "42 and then inf nan", 1.0),             # non-finite words are not numbers
     ("3", "3 or 9**9**9**9", 1.0),                  # a power tower is not evaluated
+    # trailing punctuation and brackets are stripped (the spec's parser found no number)
+    ("42", "Answer: 42!", 1.0),
+    ("42", "the answer (42)", 1.0),
+    ("42", "it is 42)", 1.0),
+    ("42", "costs $42.", 1.0),
+    ("42", "it's 42?!", 1.0),
+    # a list of candidates earns nothing, even when it ends on the answer
+    ("33", "1, 2, 3, 33", 0.0),
+    ("33", "maybe 10 or 20 or 30 or 33", 0.0),
+    ("33", "between 30 and 33", 1.0),               # two numbers are not a list of guesses
+    ("36", "12 * 3 = 36", 1.0),                     # working shown is not a list
 ])
 def test_float_diff_hand_values(reference, completion, expected):
     assert float_diff(reference, completion) == pytest.approx(expected)
+
+
+def test_float_diff_numbers_copied_from_the_challenge():
+    challenge = "what is 99.5 plus 0.5, give or take?"
+    assert float_diff("100", "about 99.5", challenge) == 0.0        # copied: would be 0.5
+    assert float_diff("100", "about 99.5") == pytest.approx(0.5)   # no challenge given: tolerance only
+    assert float_diff("100", "it is 100", challenge) == 1.0
+    # the answer itself may appear in the challenge ("5 + 0"): a right answer is still right
+    assert float_diff("5", "so 5", "what is 5 + 0") == 1.0
+    assert float_diff("5", "so 0", "what is 5 + 0") == 0.0
 
 
 def test_float_diff_never_evaluates_code(tmp_path):
@@ -156,18 +183,24 @@ def test_date_formats():
     assert first_date("born 4 July 1776") == july4
     assert first_date("on July 4, 1776") == july4
     assert first_date("on july 4th 1776") == july4
-    assert first_date("on 4/7/1776") == july4        # D/M/YYYY
-    assert first_date("on 7/25/1776") == (207, 1776)  # impossible as D/M: read as M/D
+    # Changed on purpose: slash dates are month-first (the original's reading), day-first
+    # only when the month would exceed 12. This seed read 4/7/1776 day-first.
+    assert first_date("on 7/4/1776") == july4        # M/D/YYYY
+    assert first_date("on 4/7/1776") == (98, 1776)   # April 7: 31 + 29 + 31 + 7
+    assert first_date("on 25/7/1776") == (207, 1776)  # impossible as M/D: read as D/M
+    assert first_date("on 01/05/1999") == (5, 1999)  # January 5
+    assert first_date("on 7-4-1776!") == july4       # trailing punctuation
     assert first_date("on 7/4/76") == (186, 1976)     # M/D/YY, %y pivot
     assert first_date("on 7/4/05") == (186, 2005)
-    assert first_date("31/02/2000 then 1/3/2000") == (61, 2000)   # impossible date skipped
+    assert first_date("31/02/2000 then 1/3/2000") == (3, 2000)    # impossible date skipped; Jan 3
     assert first_date("July 4, 1776 or 14 July 1789") == july4     # earliest in the text
 
 
 def test_date_hand_values():
     ref = "4 July 1776"
     assert date(ref, "It was July 4, 1776.") == 1.0
-    assert date(ref, "5/7/1776") == pytest.approx(math.exp(-1 / 1000))
+    assert date(ref, "7/5/1776") == pytest.approx(math.exp(-1 / 1000))   # month first (was 5/7/1776)
+    assert date(ref, "(7/4/1776).") == 1.0
     assert date(ref, "July 14th, 1776") == pytest.approx(math.exp(-100 / 1000))
     # 83 days off: exp(-6.889) = 0.00102 is kept; 84 days: exp(-7.056) = 0.00086 < 0.001 -> 0
     assert date(ref, "25 September 1776") == pytest.approx(math.exp(-(83 ** 2) / 1000))
@@ -185,7 +218,19 @@ def test_date_unparsable_empty_unicode():
     assert date("4 July 1776", "C'était le 4 July 1776 — 🎆") == 1.0
 
 
+def test_date_lists_of_candidates_earn_nothing():
+    ref = "4 July 1776"
+    assert date(ref, "4 July 1776 or 5 July 1776") == 1.0            # two dates: kept (born / died)
+    assert date(ref, "4 July 1776, 5 July 1776 or 6 July 1776") == 0.0
+    assert date(ref, "4 July 1776; 7/4/1776; July 4, 1776") == 1.0   # one date written three ways
+    assert date(ref, "Dates: 1/1/2000; 4 July 1776; 2 March 1900; 3 May 1950") == 0.0
+
+
 @pytest.mark.timeout(60)
 def test_date_100kb_completion():
-    assert date("1 January 2000", filler(BIG, "12/34/5678") + " 1 January 2000") == 1.0
+    # the date is still found after 100 kB of non-dates, but an answer that long earns
+    # (25 / words)^3 ~ 0 (changed on purpose: it scored 1.0)
+    long = filler(BIG, "12/34/5678") + " 1 January 2000"
+    assert first_date(long) == (1, 2000)
+    assert date("1 January 2000", long) == 0.0
     assert date("1 January 2000", filler(BIG, "January")) == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 
@@ -18,23 +19,31 @@ PENALTY = RewardSpec("rouge", 0.5, {"ngram": "rouge-1"})
 
 
 def test_penalty_math_by_hand():
-    step = score([ROUGE1, DIFF], [PENALTY], REF, CHALLENGE, [REF, "the cat", ""])
-    # completion 0: rouge-1 = 1, diff = 1 -> r = 1. Penalty: rouge-1 F of the challenge
-    # (where, did, the, cat, sit) vs the completion (the x2, cat, sat, on, mat): overlap 2,
-    # P = 2/6, R = 2/5 -> F = 4/11; r = 1 * (1 - 0.5 * 4/11) = 9/11.
-    assert step.models["penalty:rouge-1"].raw[0] == pytest.approx(4 / 11)
-    assert step.total[0] == pytest.approx(9 / 11)
-    # completion 1: rouge-1 P = 1, R = 2/6 -> F = 1/2; diff = 2*7/(22+7) = 14/29;
-    # penalty F: overlap 2, P = 2/2, R = 2/5 -> 4/7; r = (0.25 + 0.5*14/29) * (1 - 2/7)
+    echo = CHALLENGE
+    step = score([ROUGE1, DIFF], [PENALTY], REF, CHALLENGE, [REF, "the cat", "", echo])
+    # Changed on purpose (README "Where we differ"): the reward's rouge-1 counts only words
+    # that are neither in the challenge (where, did, the, cat, sit) nor function words (on):
+    # the reference keeps (sat, mat). The penalty's rouge-1 counts only challenge words that
+    # are neither in the reference nor function words: (sit).
+    # completion 0 (the reference): rouge 1, diff 1, penalty 0 (no "sit") -> 1.
+    assert step.models["rouge-1"].raw[0] == pytest.approx(1.0)
+    assert step.models["penalty:rouge-1"].raw[0] == 0.0
+    assert step.total[0] == pytest.approx(1.0)
+    # completion 1: no new word -> rouge 0 (was 1/2); diff = 2*7/(22+7) = 14/29; no penalty.
+    assert step.models["rouge-1"].raw[1] == 0.0
     assert step.models["diff"].raw[1] == pytest.approx(14 / 29)
-    assert step.total[1] == pytest.approx((0.25 + 7 / 29) * (1 - 2 / 7))
+    assert step.total[1] == pytest.approx(0.5 * 14 / 29)
     assert step.total[2] == 0.0
+    # completion 3, the echo: rouge 0; penalty rouge-1 of (sit) vs (sit) = 1 -> halved.
+    d = difflib.SequenceMatcher(None, REF, echo).ratio()
+    assert step.models["penalty:rouge-1"].raw[3] == pytest.approx(1.0)
+    assert step.total[3] == pytest.approx(0.5 * d * (1 - 0.5))
     assert list(step.models) == ["rouge-1", "diff", "penalty:rouge-1"]
 
 
 def test_two_penalties_multiply():
     pl = RewardSpec("rouge", 0.4, {"ngram": "rouge-l"})
-    step = score([RewardSpec("diff", 1.0)], [PENALTY, pl], REF, CHALLENGE, ["the cat"])
+    step = score([RewardSpec("diff", 1.0)], [PENALTY, pl], REF, CHALLENGE, ["did the cat sit there"])
     d = step.models["diff"].raw[0]
     p1, p2 = step.models["penalty:rouge-1"].raw[0], step.models["penalty:rouge-l"].raw[0]
     assert p1 > 0 and p2 > 0
@@ -106,8 +115,8 @@ def test_weights_within_tolerance_and_no_completions():
 
 
 def test_task_reward_sets_by_hand():
-    math_step = score([RewardSpec("float_diff", 1.0)], [], "12", "?", ["so it is 12.", "about 15", "none"])
-    assert math_step.total == pytest.approx([1.0, 0.75, 0.0])
+    math_step = score([RewardSpec("float_diff", 1.0)], [], "12", "?", ["so it is 12.", "about 12.06", "none"])
+    assert math_step.total == pytest.approx([1.0, 0.5, 0.0])   # 0.5% off (was: 15 -> 0.75)
     date_step = score([RewardSpec("date", 1.0)], [], "4 July 1776", "?", ["July 14, 1776", "never", ""])
     assert date_step.total == pytest.approx([math.exp(-0.1), 0.0, 0.0])
     none_step = score([RewardSpec("diff", 1.0)], [], "abcd", "?", [None, "bcde"])   # a failed miner

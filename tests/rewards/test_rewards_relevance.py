@@ -42,12 +42,13 @@ def test_formula_by_hand(model):
 
 
 def test_unicode_and_100kb(model):
-    big = PARAPHRASE + " " + "lorem ipsum " * 8000          # truncated by the model to 256 tokens
+    big = PARAPHRASE + " " + "lorem ipsum " * 8000
     r = model.rewards(REF, ["La tour Eiffel à Paris — achevée en 1889 🗼", big, UNRELATED])
     assert r[0] > r[2]
-    # Only the first 256 tokens count: half the text scores the same.
-    half = model.rewards(REF, [PARAPHRASE + " " + "lorem ipsum " * 4000])[0]
-    assert r[1] == pytest.approx(half, abs=1e-3)
+    # Changed on purpose: this seed judged only the first 256 tokens, so half the padding scored
+    # the same as all of it. Now the whole text is judged (windows) and a text 16,000 words long
+    # against a 15-word reference keeps at most 60/16,000 of its relevance.
+    assert r[1] <= 60 / 16_000
 
 
 def test_score_qa_reward_set(model):
@@ -59,7 +60,7 @@ def test_score_qa_reward_set(model):
     for i in range(3):
         expected = (0.5 * m["rouge-1"].raw[i] + 0.5 * m["relevance"].raw[i]) * (1 - 0.5 * m["penalty:rouge-1"].raw[i])
         assert step.total[i] == pytest.approx(expected)
-    assert step.total[0] > step.total[1] > step.total[2] == 0.0
+    assert step.total[0] > step.total[1] >= step.total[2] == 0.0
     assert len(set(m["relevance"].timings)) == 1                # one batch, equal shares
     json.dumps(step.to_event(), allow_nan=False)
 

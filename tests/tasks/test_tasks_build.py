@@ -24,10 +24,10 @@ from sn1.tasks.persona import (MOODS as _MOODS, OPENING_REQUEST, ChallengeError,
 
 EXPECTED_REWARDS = {
     "qa": ([RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("relevance", 0.5)],
-           [RewardSpec("rouge", 0.5, {"ngram": "rouge-1"})]),
+           [RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("source_copy", 1.0)]),
     "summarization": ([RewardSpec("rouge", 0.5, {"ngram": "rouge-l"}), RewardSpec("relevance", 0.5)],
-                      [RewardSpec("rouge", 0.5, {"ngram": "rouge-1"})]),
-    "math": ([RewardSpec("float_diff", 1.0)], [RewardSpec("rouge", 0.5, {"ngram": "rouge-1"})]),
+                      [RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("source_copy", 1.0)]),
+    "math": ([RewardSpec("float_diff", 1.0)], []),
     "date_qa": ([RewardSpec("date", 1.0)], []),
     "debugging": ([RewardSpec("diff", 1.0)], []),
     "generic_instruction": ([RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("relevance", 0.5)], []),
@@ -504,16 +504,15 @@ def test_built_maths_and_date_tasks_never_give_their_answer_away():
     assert built >= 60 and refused >= 1
 
 
-def test_echoing_a_maths_question_is_penalised():
-    """Echo's partial float_diff credit (numbers copied from the problem) is halved."""
+def test_echoing_a_maths_question_earns_nothing():
+    """A number copied from the problem earns nothing (it used to earn partial credit, halved by a
+    rouge penalty); a right answer that reuses the question's words keeps its full reward."""
     from sn1.rewards import score
     from sn1.tasks import TASKS
 
     spec = TASKS["math"]
     challenge = "My kid asked me: what is the third angle of a triangle with angles 55 and 41? Thanks"
     echo, answer = score(spec.rewards, spec.penalties, "84", challenge,
-                         [challenge, "The third angle is 84 degrees."]).total
-    # float_diff reads "55" (1 - 29/84 = 0.655); repeating the whole challenge halves it.
-    assert echo == pytest.approx(0.5 * (1 - 29 / 84), abs=1e-6)
-    # A right answer that reuses a few of the question's words keeps most of its reward.
-    assert 0.75 < answer < 1.0 and answer > 2 * echo
+                         [challenge, "The third angle of the triangle is 84 degrees."]).total
+    assert echo == 0.0          # float_diff reads "41", one of the challenge's numbers
+    assert answer == 1.0

@@ -25,7 +25,8 @@ def test_demo_runs_a_subnet_and_prints_the_leaderboard(tmp_path):
     assert abs(sum(weights) - 1.0) < 0.01 and abs(sum(incentives) - 1.0) < 0.01
     # Honest miners end above echo and phrase (rows are sorted by score).
     order = [next(k for k in ("t=0.2", "t=0.3", "echo", "phrase") if k in r) for r in rows]
-    assert set(order[:2]) == {"t=0.2", "t=0.3"} and order[2:] == ["echo", "phrase"], "\n".join(rows)
+    # (echo used to rank 3rd; since issue 10 it earns nothing, so its place against phrase varies)
+    assert set(order[:2]) == {"t=0.2", "t=0.3"} and set(order[2:]) == {"echo", "phrase"}, "\n".join(rows)
     events = read_events(str(path / "validator" / "events.jsonl"))
     assert [e["step"] for e in events] == list(range(1, 11))
     assert str(path / "validator" / "events.jsonl") in out

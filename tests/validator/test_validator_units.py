@@ -45,7 +45,7 @@ def test_process_weights_normalises_and_respects_max_weight_limit():
     assert u == [1, 2]
     # 0.9/0.1 capped at 0.5 -> the other must take 0.5 too
     assert w == pytest.approx([0.5, 0.5])
-    u, w = weights.process_weights(np.array([6.0, 3.0, 1.0]), Hyperparams(max_weight_limit=0.5))
+    u, w = weights.process_weights(np.array([6.0, 3.0, 1.0]), Hyperparams(max_weight_limit=0.5), sharpen=1.0)
     assert w == pytest.approx([0.5, 0.375, 0.125])
     assert sum(w) == pytest.approx(1.0)
 

@@ -1,0 +1,370 @@
+"""Who earns the weight? A tournament of honest LLM work against no-LLM gaming miners.
+
+A sandbox subnet on this machine: one validator on the embedded LLM, one
+honest miner on the embedded LLM (llama.cpp SmolLM2), and miners that run no
+LLM at all, each playing one trick a gaming miner would try (see STRATEGIES).
+All are real processes talking signed HTTP on 127.0.0.1, as in `sn1 demo`.
+After ``--steps`` steps per seed it prints, per miner, the mean reward per
+task, the validator's score, the weight on chain and the incentive, and the
+share of weight that went to miners running no LLM.
+
+    .venv/bin/python benchmarks/incentive.py --seeds 1 2 3 --steps 40 [--path /tmp/incentive]
+    .venv/bin/python benchmarks/incentive.py --replay RUN_DIR     # re-score a run's events
+
+``--replay`` re-scores the events a run logged (same challenges, same
+completions) with the reward code on PYTHONPATH, and recomputes scores (EMA)
+and weights the way the validator does: run it with an older checkout first
+on the path to compare two reward rules on identical miner behaviour.
+
+The strategy miners are test miners defined here, never user-facing
+backends: `incentive.py miner STRATEGY <sn1 miner args>` starts one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zlib
+from collections import Counter, defaultdict
+from functools import lru_cache
+
+NETUID = 1
+BLOCK_TIME = 0.5
+TEMPO = 20
+EPOCH_LENGTH = 10
+TASKS = ["summarization", "qa", "math", "date_qa"]
+TASK_P = ["0.25", "0.25", "0.25", "0.25"]
+HONEST = ["--backend", "llamacpp", "--neuron.temperature", "0.2", "--neuron.max_tokens", "128"]
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOP = set("""a an the and or but if of to in on at by for with from as is are was were be been being
+do does did done have has had i you he she it we they me my your his her its our their this that these those
+what which who whom whose when where why how can could would should will shall may might must not no yes
+so than then there here about into over under up down out off again just also very too any some all each
+please thanks thank hi hello hey know tell want need like get got help question answer exactly exact
+date day one""".split())
+
+
+# --- material a gaming miner can read: the offline encyclopedia --------------------------------
+
+@lru_cache(maxsize=1)
+def _index():
+    from sn1.datasets.wiki_offline import articles
+
+    arts = [a for a in articles() if len(a["extract"].split()) >= 20]
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i, a in enumerate(arts):
+        for w in set(_WORD.findall((a["title"] + " " + a["extract"]).lower())):
+            if w not in _STOP:
+                postings[w].append(i)
+    idf = {w: math.log(len(arts) / len(p)) for w, p in postings.items()}
+    titles = [set(_WORD.findall(a["title"].lower())) for a in arts]
+    return arts, postings, idf, titles
+
+
+def grounding_article(challenge: str) -> dict | None:
+    """The encyclopedia article the challenge is most likely about (idf-weighted word overlap)."""
+    arts, postings, idf, titles = _index()
+    words = {w for w in _WORD.findall(challenge.lower()) if w not in _STOP}
+    score: Counter = Counter()
+    for w in words:
+        for i in postings.get(w, ()):
+            score[i] += idf[w]
+    if not score:
+        return None
+    best = max(score, key=lambda i: score[i] + 5.0 * (bool(titles[i]) and titles[i] <= words))
+    return arts[best]
+
+
+def keywords(challenge: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for w in _WORD.findall(challenge):
+        if w.lower() not in _STOP and len(w) > 2:
+            seen.setdefault(w, None)
+    return list(seen)
+
+
+def filler(n_words: int, seed: int) -> str:
+    """On-topic-looking prose from random articles, as padding."""
+    arts = _index()[0]
+    rng = random.Random(seed)
+    out: list[str] = []
+    while len(out) < n_words:
+        out += rng.choice(arts)["extract"].split()
+    return " ".join(out[:n_words])
+
+
+# --- strategies: challenge -> completion (no LLM) ----------------------------------------------
+
+def _article(ch: str) -> str:
+    a = grounding_article(ch)
+    return a["extract"] if a else ch
+
+
+def _numbers_and_dates(ch: str) -> str:
+    nums = re.findall(r"-?\d+(?:\.\d+)?", ch)
+    rng = random.Random(ch)
+    dates = [f"{rng.randint(1, 28)} {m} {rng.randint(1500, 2020)}" for m in
+             ("January", "March", "May", "July", "September", "November")]
+    rounds = ["10", "100", "1000", "0.5", "2", "12", "24", "60", "365"]
+    tail = nums[-1] if nums else "42"
+    return (f"Possible answers: {', '.join(nums + rounds)}. Dates: {'; '.join(dates)}; "
+            f"01/01/2000, 12/31/1999. The answer is {tail}")
+
+
+STRATEGIES = {
+    "echo": lambda ch: ch,
+    "echo_polite": lambda ch: ("Great question, thanks for asking! Let me restate it to be sure: "
+                               f"{ch} I hope this helps; let me know if you need anything else."),
+    "echo_shuffled": lambda ch: " ".join(random.Random(ch).sample(ch.split(), len(ch.split()))),
+    "keywords": lambda ch: " ".join(keywords(ch) * 3),
+    "article": _article,
+    "article_padded": lambda ch: _article(ch) + "\n\n" + filler(1500, zlib.crc32(ch.encode("utf-8", "replace"))),
+    "article_head": lambda ch: " ".join(_article(ch).split()[:60]),
+    "phrase": lambda ch: "That is an excellent question! Let me think about it carefully and answer it.",
+    "empty": lambda ch: "",
+    "number_spam": _numbers_and_dates,
+}
+
+
+class StrategyMiner:
+    """A test miner (no model): answers with STRATEGIES[name](last user message)."""
+
+    strategy = "echo"
+    name = "strategy"
+
+    def __init__(self, config):
+        self.config = config
+
+    async def generate(self, messages, params):
+        users = [m["content"] for m in messages if m.get("role") == "user"]
+        text = await asyncio.to_thread(STRATEGIES[self.strategy], users[-1] if users else "")
+        # big pieces: a gaming miner is not bound by its token count
+        for i in range(0, len(text), 400):
+            await asyncio.sleep(0)
+            yield text[i:i + 400]
+
+
+def serve_miner(strategy: str, argv: list[str]) -> int:
+    from sn1.cli import main as sn1_main
+    from sn1.miner import backends
+
+    cls = type(f"Strategy_{strategy}", (StrategyMiner,), {"strategy": strategy, "name": strategy})
+    globals()[cls.__name__] = cls
+    backends.BACKENDS[f"strategy-{strategy}"] = f"{__name__}:{cls.__name__}"
+    return sn1_main(["miner", "--backend", f"strategy-{strategy}", *argv])
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int) -> str:
+    from sn1.chain.sandbox import SandboxChain
+    from sn1.demo import Procs
+    from sn1.testing import free_port, make_wallet, wait_for_port
+
+    run_dir = os.path.join(root, f"seed{seed}")
+    if os.path.isdir(run_dir):
+        shutil.rmtree(run_dir)
+    sandbox, wallets, logs = (os.path.join(run_dir, d) for d in ("sandbox", "wallets", "logs"))
+    os.makedirs(logs)
+    chain = SandboxChain.init(sandbox, NETUID, tempo=TEMPO, block_time=BLOCK_TIME,
+                              weights_rate_limit=EPOCH_LENGTH // 2, immunity_period=1000)
+    common = ["--subtensor.network", "sandbox", "--sandbox.path", sandbox, "--netuid", str(NETUID),
+              "--wallet.path", wallets]
+    v_uid = chain.register(make_wallet(wallets, "validator"), stake=1000.0)
+    kinds: dict[int, str] = {}
+    procs = Procs(logs)
+    try:
+        for name in ["honest", *STRATEGIES]:
+            uid = chain.register(make_wallet(wallets, name), stake=0.0)
+            kinds[uid] = name
+        for name in kinds.values():
+            for attempt in range(3):   # a free port can be taken by another job before we bind it
+                port = free_port()
+                mine = ["--wallet.name", name, "--wallet.hotkey", "default", "--axon.port", str(port), *common]
+                if name == "honest":
+                    proc = procs.start("miner-honest", ["miner", *HONEST, *mine])
+                else:
+                    proc = _start_script(procs, f"miner-{name}", [os.path.abspath(__file__), "miner", name, *mine])
+                try:
+                    wait_for_port(port, timeout=180, proc=proc)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
+        full_path = os.path.join(run_dir, "validator")
+        t0 = time.monotonic()
+        vproc = procs.start("validator", [
+            "validator", *common, "--wallet.name", "validator", "--wallet.hotkey", "default",
+            "--neuron.full_path", full_path, "--neuron.max_steps", str(steps),
+            "--neuron.timeout", str(timeout), "--neuron.epoch_length", str(EPOCH_LENGTH),
+            "--neuron.sample_size", "50", "--neuron.axon_off", "--wandb.off",
+            "--neuron.query_max_tokens", str(max_tokens), "--neuron.seed", str(seed),
+            "--neuron.tasks", *TASKS, "--neuron.task_p", *TASK_P,
+        ])
+        rc = vproc.wait()
+        if rc != 0:
+            raise SystemExit(f"validator exited with {rc}; see {logs}/validator.log")
+        time.sleep(TEMPO * BLOCK_TIME + 1)   # one more consensus epoch on the final weights
+        print(f"[incentive] seed {seed}: {steps} steps in {time.monotonic() - t0:.0f} s", flush=True)
+    finally:
+        procs.stop()
+    with open(os.path.join(run_dir, "kinds.json"), "w") as f:
+        json.dump({"validator_uid": v_uid, "kinds": kinds}, f)
+    report(run_dir, chain)
+    return run_dir
+
+
+def _start_script(procs, name: str, cmd: list[str]):
+    logf = open(os.path.join(procs.logdir, f"{name}.log"), "w")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, *cmd], stdout=logf, stderr=subprocess.STDOUT, env=env)
+    procs.items.append((name, proc))
+    return proc
+
+
+# --- reporting -----------------------------------------------------------------------------------
+
+def _table(kinds: dict[int, str], per: dict, scores: dict, weight: dict, incentive: dict, tasks: list[str],
+           title: str) -> dict:
+    print(f"\n{title}")
+    head = f"{'uid':>3}  {'miner':<16}" + "".join(f"{t[:13]:>14}" for t in tasks) + \
+        f"{'score':>8}{'weight':>8}{'incent.':>9}"
+    print(head)
+    print("-" * len(head))
+    rows = sorted(kinds.items(), key=lambda kv: -scores.get(kv[0], 0.0))
+    for uid, name in rows:
+        cells = "".join(f"{(format(sum(v) / len(v), '.3f') if (v := per[uid].get(t)) else '-'):>14}"
+                        for t in tasks)
+        inc = incentive.get(uid)
+        print(f"{uid:>3}  {name:<16}{cells}{scores.get(uid, 0.0):>8.4f}{weight.get(uid, 0.0):>8.4f}"
+              f"{'n/a' if inc is None else format(inc, '.4f'):>9}")
+    total = sum(weight.get(u, 0.0) for u in kinds) or 1.0
+    honest = [u for u, n in kinds.items() if n == "honest"]
+    no_llm = sum(weight.get(u, 0.0) for u, n in kinds.items() if n != "honest") / total
+    h_w = sum(weight.get(u, 0.0) for u in honest)
+    echo_w = sum(weight.get(u, 0.0) for u, n in kinds.items() if n == "echo")
+    rank = [n for _, n in rows].index("honest") + 1 if honest else None
+    summary = {"no_llm_share": no_llm, "honest_rank": rank,
+               "echo_over_honest": (echo_w / h_w) if h_w else float("inf"),
+               "rows": {n: {"score": scores.get(u, 0.0), "weight": weight.get(u, 0.0),
+                            "tasks": {t: (sum(v) / len(v) if (v := per[u].get(t)) else None) for t in tasks}}
+                        for u, n in kinds.items()}}
+    print(f"weight to no-LLM miners: {no_llm:.1%}; honest ranks {rank}; "
+          f"echo weight / honest weight: {summary['echo_over_honest']:.1%}")
+    return summary
+
+
+def report(run_dir: str, chain) -> dict:
+    from sn1.validator import state as state_mod
+    from sn1.validator.events import read_events
+
+    meta = json.load(open(os.path.join(run_dir, "kinds.json")))
+    kinds = {int(k): v for k, v in meta["kinds"].items()}
+    events = read_events(os.path.join(run_dir, "validator", "events.jsonl"))
+    per: dict = defaultdict(lambda: defaultdict(list))
+    tasks: list[str] = []
+    for ev in events:
+        tasks += [ev["task"]] if ev["task"] not in tasks else []
+        for uid, r in zip(ev["uids"], ev["rewards"]):
+            per[uid][ev["task"]].append(r or 0.0)
+    st = state_mod.load(os.path.join(run_dir, "validator")).scores
+    weight = chain.weights().get(meta["validator_uid"], {})
+    mg = chain.metagraph()
+    counts = Counter(ev["task"] for ev in events)
+    summary = _table(kinds, per, {u: float(st[u]) for u in kinds}, weight,
+                     {u: mg.neurons[u].incentive for u in kinds}, tasks,
+                     f"{os.path.basename(run_dir)}: {len(events)} steps "
+                     f"({', '.join(f'{t} {c}' for t, c in counts.items())}); live run")
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001) -> dict:
+    """Re-score a run's logged completions with the reward code on the path; EMA and weights as the validator."""
+    import numpy as np
+
+    from sn1.chain.base import Hyperparams
+    from sn1.rewards import score
+    from sn1.tasks.definitions import TASKS as DEFS
+    from sn1.validator import scores as scores_mod
+    from sn1.validator.events import read_events
+    from sn1.validator.weights import process_weights
+
+    meta = json.load(open(os.path.join(run_dir, "kinds.json")))
+    kinds = {int(k): v for k, v in meta["kinds"].items()}
+    events = read_events(os.path.join(run_dir, "validator", "events.jsonl"))
+    n = max(kinds) + 1
+    s = np.zeros(n)
+    per: dict = defaultdict(lambda: defaultdict(list))
+    clean: dict = defaultdict(list)   # the reference itself as a completion: a correct answer
+    tasks: list[str] = []
+    for ev in events:
+        spec = DEFS[ev["task"]]
+        tasks += [ev["task"]] if ev["task"] not in tasks else []
+        comps = [c or "" for c in ev["completions"]] + [ev["reference"]]
+        try:   # the validator passes the task's material to source models; older code takes no source
+            total = score(list(spec.rewards), list(spec.penalties), ev["reference"], ev["challenge"], comps,
+                          (ev.get("context") or {}).get("content", "")).total
+        except TypeError:
+            total = score(list(spec.rewards), list(spec.penalties), ev["reference"], ev["challenge"], comps).total
+        clean[ev["task"]].append(total[-1])
+        for uid, r in zip(ev["uids"], total[:-1]):
+            per[uid][ev["task"]].append(r)
+        s = scores_mod.update(s, ev["uids"], total[:-1], alpha=alpha, decay_alpha=decay)
+    uids, w = process_weights(s, Hyperparams())
+    weight = dict(zip(uids, w))
+    summary = _table(kinds, per, {u: float(s[u]) for u in kinds}, weight, {}, tasks,
+                     f"{os.path.basename(run_dir)}: {len(events)} steps re-scored with {_rewards_origin()}")
+    summary["clean"] = {t: sum(v) / len(v) for t, v in clean.items()}
+    print("reference as a completion (clean case), mean total reward: "
+          + ", ".join(f"{t} {v:.3f}" for t, v in summary["clean"].items()))
+    return summary
+
+
+def _rewards_origin() -> str:
+    import sn1
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(sn1.__file__)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["miner"]:
+        return serve_miner(argv[1], argv[2:])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--path", default="/tmp/sn1-incentive", help="folder for the runs (each seed's folder is wiped)")
+    p.add_argument("--timeout", type=float, default=12.0, help="validator timeout per step")
+    p.add_argument("--max_tokens", type=int, default=192, help="max_tokens the validator asks of miners")
+    p.add_argument("--replay", nargs="+", metavar="RUN_DIR", help="re-score these runs' events instead")
+    p.add_argument("--json", help="write the summaries here")
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = {}
+    if args.replay:
+        for d in args.replay:
+            out[d] = replay(d)
+    else:
+        for seed in args.seeds:
+            d = run_seed(seed, args.steps, os.path.expanduser(args.path), args.timeout, args.max_tokens)
+            out[d] = json.load(open(os.path.join(d, "summary.json")))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The anti-gaming rules of issue 10 (README "Where we differ"), against values computed by hand.
+
+Relevance's rules need the embedding model: tests/rewards/test_rewards_relevance_rules.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sn1.chain.base import Hyperparams
+from sn1.rewards import REWARD_MODELS, RewardSpec, score
+from sn1.rewards import pipeline
+from sn1.rewards.pipeline import _per_completion, copies
+from sn1.rewards.relevance import MAX_WINDOWS, WINDOW_CHARS, windows
+from sn1.rewards.text import conciseness, length_words, rouge, source_copy
+from sn1.validator.weights import process_weights
+
+REF = "the cat sat on the mat"
+CHALLENGE = "where is the cat"
+KB100 = 100_000
+MB = 1_000_000
+
+
+def filler(n_chars: int, word: str) -> str:
+    return (word + " ") * (n_chars // (len(word) + 1))
+
+
+# ---------------------------------------------------------------- rouge counts new words only
+def test_rouge_counts_only_words_the_challenge_lacks():
+    # challenge words (where, is, the, cat) removed: reference (sat, on, mat)
+    assert rouge(REF, "the cat sat", "rouge-1", CHALLENGE) == pytest.approx(2 * 1 * (1 / 3) / (1 + 1 / 3))
+    assert rouge(REF, REF, "rouge-1", CHALLENGE) == 1.0                       # the answer itself
+    assert rouge(REF, CHALLENGE, "rouge-1", CHALLENGE) == 0.0                 # echo
+    assert rouge(REF, "cat the is where", "rouge-1", CHALLENGE) == 0.0        # reordered echo
+    assert rouge(REF, "Great question! Where is the cat? Hope it helps", "rouge-1", CHALLENGE) == 0.0
+    assert rouge(REF, "cat cat cat where where", "rouge-l", CHALLENGE) == 0.0  # keyword bag
+    # without a challenge: the spec's plain ROUGE (P = 1, R = 3/6)
+    assert rouge(REF, "the cat sat", "rouge-1") == pytest.approx(2 / 3)
+    # rouge-l: target (a, c, d, e), prediction (a, c, e): LCS 3 -> P = 1, R = 3/4, F = 6/7
+    assert rouge("a b c d e", "a c e x", "rouge-l", "b x") == pytest.approx(6 / 7)
+
+
+def test_rouge_reference_inside_the_challenge_falls_back_to_plain():
+    # nothing of the reference is new: plain ROUGE, so a right answer still scores
+    assert rouge("Paris", "Paris", "rouge-1", "is it Paris or Lyon?") == 1.0
+
+
+def test_rouge_new_words_unicode_empty_and_large():
+    # asked (où, est, le, café); target (au, lait, à, paris); prediction (à, paris, crème):
+    # overlap 2: P = 2/3, R = 2/4 -> F = 4/7
+    assert rouge("Café au lait à Paris", "café à PARIS crème", "rouge-1", "où est le café?") == pytest.approx(4 / 7)
+    assert rouge(REF, "", "rouge-1", CHALLENGE) == 0.0
+    assert rouge("", REF, "rouge-1", CHALLENGE) == 0.0
+    for size in (KB100, MB):
+        big = filler(size, "mat")
+        n = size // 4
+        # target (sat, on, mat), prediction mat x n: overlap 1 -> P = 1/n, R = 1/3
+        expected = 2 * (1 / n) * (1 / 3) / (1 / n + 1 / 3)
+        assert rouge(REF, big, "rouge-1", CHALLENGE) == pytest.approx(expected)
+        assert rouge(REF, big, "rouge-l", CHALLENGE) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- source_copy
+SOURCE = "the quick brown fox jumps over the lazy dog today"
+
+
+def test_source_copy_by_hand():
+    assert source_copy(SOURCE, SOURCE) == 1.0                   # 6 of 6 five-grams copied
+    # (a quick brown fox jumps) (quick brown fox jumps over) (brown fox jumps over my)
+    # (fox jumps over my dog): 1 of 4 copied -> share 0.25 -> (0.25 - 0.2) / 0.5 = 0.1
+    assert source_copy(SOURCE, "a quick brown fox jumps over my dog") == pytest.approx(0.1)
+    # the challenge's own 5-grams are free: 2 of the 6 -> share 4/6 -> (2/3 - 0.2) / 0.5
+    assert source_copy(SOURCE, SOURCE, "the quick brown fox jumps over") == pytest.approx((4 / 6 - 0.2) / 0.5)
+    assert source_copy(SOURCE, "a fox is quick and a dog is lazy") == 0.0   # written anew
+    assert source_copy(SOURCE, "quick brown fox") == 0.0                    # under 5 words
+    assert source_copy("", SOURCE) == 0.0                                   # no source
+    assert source_copy(SOURCE, "") == 0.0
+
+
+def test_source_copy_unicode_and_large():
+    src = "Ça va très bien merci beaucoup mon ami 東京 タワー"
+    assert source_copy(src, src.upper()) == 1.0
+    for size in (KB100, MB):
+        assert source_copy(SOURCE, filler(size, "lorem")) == 0.0
+        # the source repeated: per 10-word period 6 of 10 five-grams are the source's (the 4
+        # across the seam are not) -> share 0.6 -> (0.6 - 0.2) / 0.5 = 0.8
+        assert source_copy(SOURCE, filler(size, SOURCE)) == pytest.approx(0.8, abs=1e-3)
+
+
+# ---------------------------------------------------------------- conciseness and windows
+def test_conciseness_by_hand():
+    assert conciseness(50, 100) == 1.0            # up to 2 x the reference
+    assert conciseness(50, 200) == 0.5
+    assert conciseness(10, 60) == 1.0             # at least 60 words
+    assert conciseness(10, 120) == 0.5
+    assert length_words("日本語" * 1000) == 300    # a run without spaces: one word per 10 characters
+    assert length_words("") == 0
+
+
+def test_windows_cover_the_whole_text_within_bounds():
+    assert windows("short text") == ["short text"]
+    text = "word " * 1000                                  # 5000 characters
+    parts = windows(text)
+    assert len(parts) == 5 and all(len(p) <= WINDOW_CHARS for p in parts)
+    big = filler(MB, "word")
+    parts = windows(big)
+    assert len(parts) == MAX_WINDOWS and all(len(p) <= WINDOW_CHARS for p in parts)
+    assert windows("x" * MB)[0] == "x" * WINDOW_CHARS      # no spaces at all: cut anyway
+
+
+# ---------------------------------------------------------------- isolation
+@pytest.fixture
+def fragile(monkeypatch):
+    """A model that raises on "boom", returns NaN on "nan", 5 on "five", else 0.5."""
+    def fn(reference, completion):
+        if completion == "boom":
+            raise RuntimeError("kaput\nwith a traceback line")
+        return {"nan": math.nan, "five": 5.0}.get(completion, 0.5)
+    monkeypatch.setitem(REWARD_MODELS, "fragile", _per_completion(fn))
+    return RewardSpec("fragile", 0.5)
+
+
+def test_one_completion_cannot_break_a_model_for_the_others(fragile, caplog):
+    step = score([fragile, RewardSpec("diff", 0.5)], [], "ok", "", ["boom", "ok", "nan", "five"])
+    m = step.models["fragile"]
+    assert m.raw[0] == 0.0 and m.raw[1] == 0.5 and m.raw[3] == 0.0
+    assert math.isnan(m.raw[2])
+    assert set(m.errors) == {0, 2, 3}
+    assert "RuntimeError: kaput with a traceback line" == m.errors[0]
+    assert step.total[1] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
+    assert step.total[0] == pytest.approx(0.5 * step.models["diff"].raw[0])   # diff still counts
+    event = step.to_event()
+    json.dumps(event, allow_nan=False)
+    assert {(e["model"], e["index"]) for e in event["reward_errors"]} == {("fragile", 0), ("fragile", 2),
+                                                                          ("fragile", 3)}
+    assert "completion 0 scores 0" in caplog.text
+
+
+def test_a_batch_model_failing_on_one_text_is_retried_one_by_one(monkeypatch):
+    def batch(reference, completions, options, challenge=""):
+        if any("poison" in c for c in completions):
+            raise ValueError("tokenizer choked")
+        return [0.25] * len(completions), [0.0] * len(completions)
+    monkeypatch.setitem(REWARD_MODELS, "batchy", batch)
+    step = score([RewardSpec("batchy", 1.0)], [], "r", "", ["a", "poison", "b"])
+    assert step.total == [0.25, 0.0, 0.25]
+    assert step.models["batchy"].errors == {1: "ValueError: tokenizer choked"}
+
+
+def test_oversize_and_invalid_unicode(monkeypatch):
+    monkeypatch.setattr(pipeline, "MAX_COMPLETION_CHARS", 10)
+    step = score([RewardSpec("diff", 1.0)], [], "abc", "", ["abc", "abc" * 10])
+    assert step.total == [1.0, 0.0]
+    assert step.models["diff"].errors[1].startswith("too long (30 characters")
+    monkeypatch.undo()
+    lone = "abc\ud800"           # a lone surrogate cannot be encoded as UTF-8
+    step = score([RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("diff", 0.5)],
+                 [RewardSpec("rouge", 0.5)], "abc", "a\udfffquestion", [lone])
+    assert 0.0 < step.total[0] <= 1.0 and not any(m.errors for m in step.models.values())
+    json.dumps(step.to_event(), allow_nan=False).encode("utf-8")
+
+
+def test_unknown_rouge_ngram_is_a_spec_error():
+    with pytest.raises(ValueError, match="unknown ngram"):
+        score([RewardSpec("rouge", 1.0, {"ngram": "rouge-9"})], [], "a", "b", ["a"])
+
+
+# ---------------------------------------------------------------- identical completions share
+def test_identical_completions_share_one_reward():
+    long = "the cat sat on the mat and then it slept there all day long"   # 14 words
+    assert copies([long, long.upper() + "  ", "x", "x", long + " indeed"]) == [2, 2, 1, 1, 1]
+    step = score([RewardSpec("diff", 1.0)], [], long, "", [long, long, " ".join(long.split()), "x", "x"])
+    assert step.total[:3] == pytest.approx([1 / 3] * 3)      # a cabal of three earns one reward
+    assert step.total[3] == step.total[4] == pytest.approx(step.models["diff"].raw[3])   # short: not shared
+    assert step.to_event()["reward_copies"] == [3, 3, 3, 1, 1]
+
+
+# ---------------------------------------------------------------- weights
+def test_weights_are_sharpened_before_normalising():
+    # scores [1, 2]: scaled [0.5, 1], cubed [0.125, 1] -> [1/9, 8/9]
+    uids, w = process_weights(np.array([1.0, 2.0]), Hyperparams())
+    assert uids == [0, 1] and w == pytest.approx([1 / 9, 8 / 9])
+    uids, w = process_weights(np.array([1.0, 2.0]), Hyperparams(), sharpen=1.0)
+    assert w == pytest.approx([1 / 3, 2 / 3])
+    # tiny scores do not underflow: the ordering survives
+    uids, w = process_weights(np.array([1e-120, 2e-120, 0.0]), Hyperparams())
+    assert uids == [0, 1] and w == pytest.approx([1 / 9, 8 / 9])
+    # the chain's cap still holds after sharpening
+    uids, w = process_weights(np.array([1.0, 2.0, 3.0]), Hyperparams(max_weight_limit=0.5))
+    assert max(w) <= 0.5 + 1e-9 and sum(w) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- task side
+def test_a_maths_challenge_holding_its_answer_is_refused():
+    from sn1.tasks.definitions import answer_given_away
+
+    maths = [RewardSpec("float_diff", 1.0)]
+    assert "one of the challenge's numbers" in answer_given_away(maths, "4", "what's the GCD of 12 and 4?")
+    assert answer_given_away(maths, "17", "What is 54 minus 37? I got 20.") is None
