@@ -62,7 +62,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
          help="steps to run in this process, then stop (0 = run forever); the step counter itself "
               "continues across restarts")
     flag(parser, n + "seed", type=SEED, default=None, help="seed for task and uid choices")
-    flag(parser, n + "weights_retry_base", type=positive(), default=2.0,
+    flag(parser, n + "weights_retry_base", type=at_least(0, float), default=2.0,
          help="seconds before retrying a failed set_weights (doubles per failure, max 300)")
     flag(parser, n + "sync_interval", type=at_least(0, float), default=0.0,
          help="min seconds between metagraph resyncs (0 = after every step)")
