@@ -63,6 +63,10 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
          help="seconds an idle kept-alive connection stays open")
     flag(parser, "--neuron.max_connections_per_ip", type=at_least(1), default=lim.max_per_ip,
          help="open connections from one address; past it its oldest idle one is closed")
+    flag(parser, "--neuron.max_connections_per_validator_ip", type=at_least(1),
+         default=lim.max_per_validator_ip,
+         help="open connections from an address a validator's signed request came from (a gateway "
+              "streams many answers at once)")
     flag(parser, "--neuron.max_idle_connections", type=at_least(1), default=lim.max_idle,
          help="connections not carrying a request; past it the oldest idle one is closed")
     flag(parser, "--neuron.max_timeout", type=positive(), default=d.max_timeout,
@@ -185,7 +189,8 @@ async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.soc
     limits = ConnectionLimits(header_timeout=get(config, "neuron.header_timeout"),
                               keepalive_timeout=get(config, "neuron.keepalive_timeout"),
                               max_per_ip=get(config, "neuron.max_connections_per_ip"),
-                              max_idle=get(config, "neuron.max_idle_connections"))
+                              max_idle=get(config, "neuron.max_idle_connections"),
+                              max_per_validator_ip=get(config, "neuron.max_connections_per_validator_ip"))
     guard = ConnectionGuard(limits)
     app.state.guard = guard
     raise_fd_limit(get(config, "neuron.max_connections") + limits.max_idle + 64)

@@ -314,6 +314,8 @@ class ChatEndpoint:
         if s.force_validator_permit and not (neuron is not None and neuron.validator_permit):
             return await self._refuse(scope, receive, send, 403,
                                       f"caller hotkey {caller} has no validator permit")
+        if neuron is not None and neuron.validator_permit:
+            _trust_address(scope)
         try:
             req = parse_request(body)
             timeouts = [t for t in (req.timeout, parse_timeout_header(headers.get(TIMEOUT_HEADER)))
@@ -442,6 +444,15 @@ def validator_request(view: MetagraphView, scope) -> bool:
     hotkey = Headers(scope=scope).get("x-bittensor-hotkey")
     neuron = view.by_hotkey.get(hotkey) if hotkey else None
     return neuron is not None and bool(getattr(neuron, "validator_permit", False))
+
+
+def _trust_address(scope) -> None:
+    """A validator's verified request: its address may hold more connections (the guard's
+    ``max_per_validator_ip``), e.g. a gateway streaming many answers at once."""
+    guard = getattr(getattr(scope.get("app"), "state", None), "guard", None)
+    client = scope.get("client")
+    if guard is not None and client:
+        guard.trust(client[0])
 
 
 def build_app(backend, hotkey: str, view: MetagraphView, settings: MinerSettings,

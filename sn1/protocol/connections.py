@@ -14,7 +14,9 @@ module bounds what any peer can hold before it has proved anything:
   address's oldest; for the global cap the oldest of the address holding the
   most), so a newcomer (a validator) always gets in: holding sockets only
   pushes out the holder's own older sockets. A connection is refused only when all of its
-  address's connections are busy with requests. Keep-alive idling is bounded
+  address's connections are busy with requests. An address from which a validator's
+  signed request was verified (``trust``, by the app) may hold ``max_per_validator_ip``
+  for ``TRUST_TTL`` seconds: a validator or a gateway runs many requests at once. Keep-alive idling is bounded
   by uvicorn's ``timeout_keep_alive``.
 - ``Admission``: an ASGI wrapper that counts requests being handled (not
   connections) against ``max_active``; ``reserved`` of them are kept for
@@ -28,6 +30,7 @@ no model work.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
@@ -46,6 +49,11 @@ class ConnectionLimits:
     keepalive_timeout: float = 5.0    # idle between requests on one connection
     max_per_ip: int = 64              # open connections from one source address
     max_idle: int = 1024              # connections not carrying a request, all addresses
+    max_per_validator_ip: int = 1024  # from an address a validator's verified request came from
+
+
+TRUST_TTL = 600.0                     # seconds an address stays trusted after a verified request
+MAX_TRUSTED = 1024                    # addresses remembered (validators are few)
 
 
 class ConnectionGuard:
@@ -69,12 +77,26 @@ class ConnectionGuard:
         self.evicted = 0                            # idle connections closed to make room
         self.refused = 0                            # connections closed at once (address at its cap)
         self.header_timeouts = 0
+        self.trusted: OrderedDict[str, float] = OrderedDict()   # address -> trusted until (monotonic)
+
+    def trust(self, ip: str) -> None:
+        """A validator's signed request came from ``ip``: let it hold more connections."""
+        self.trusted.pop(ip, None)
+        self.trusted[ip] = time.monotonic() + TRUST_TTL
+        while len(self.trusted) > MAX_TRUSTED:
+            self.trusted.popitem(last=False)
+
+    def cap(self, ip: str) -> int:
+        until = self.trusted.get(ip)
+        if until is not None and until > time.monotonic():
+            return max(self.limits.max_per_ip, self.limits.max_per_validator_ip)
+        return self.limits.max_per_ip
 
     # -- states ---------------------------------------------------------------------------
     def opened(self, conn, ip: str) -> bool:
         """Register a new (idle) connection; False: refuse it."""
         lim = self.limits
-        if self.per_ip.get(ip, 0) >= lim.max_per_ip:
+        if self.per_ip.get(ip, 0) >= self.cap(ip):
             same_ip = self.idle_by_ip.get(ip)
             if not same_ip:
                 self.refused += 1
