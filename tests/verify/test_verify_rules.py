@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import threading
 
 import numpy as np
@@ -171,7 +172,11 @@ def model():
     engine = LlamaCppEngine(n_threads=1)
     verifier = Verifier(None, n_threads=1)
     SHARED["verifier"] = verifier
-    return engine, verifier.forcer
+    yield engine, verifier.forcer
+    # Free the llama.cpp models now: freed at interpreter exit, llama-cpp-python prints a traceback.
+    SHARED.clear()
+    del engine, verifier
+    gc.collect()
 
 
 def answer(engine, temperature=0.7, max_tokens=24, k=3, seed=5):
