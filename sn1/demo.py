@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -46,6 +47,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    "(wiped at start)")
     p.add_argument("--timeout", type=positive(), default=12.0, help="validator timeout per step (seconds)")
     p.add_argument("--seed", type=SEED, default=1, help="seed of the validator's task and miner choices")
+    p.add_argument("--keep", action="store_true",
+                   help="after the leaderboard, keep the miners and the gateway running (Ctrl-C stops them)")
     p.set_defaults(func=run)
     return p
 
@@ -92,12 +95,19 @@ def say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
     from .chain.sandbox import SandboxChain
     from .testing import make_wallet, wait_for_port
 
     from .errors import UsageError
 
+    # `kill` (SIGTERM) stops the demo like Ctrl-C: through the finally below, which stops
+    # the miners, the gateway and the validator instead of leaving them running.
+    signal.signal(signal.SIGTERM, _interrupt)
     root = expand(args.path)
     marker = os.path.join(root, ".sn1-demo")
     if os.path.isdir(root) and os.listdir(root):
@@ -144,6 +154,14 @@ def run(args) -> int:
                 print("  " + line, flush=True)
 
         full_path = os.path.join(root, "validator")
+
+        def report() -> None:
+            events_path = os.path.join(full_path, "events.jsonl")
+            print_leaderboard(chain, v_uid, kinds, events_path, os.path.join(full_path, "state.json"))
+            say(f"events log: {events_path}")
+            say(f"process logs: {logs}")
+            say(f"done in {time.monotonic() - t0:.0f}s")
+
         vproc = procs.start("validator", [
             "validator", *common, "--wallet.name", "validator", "--wallet.hotkey", "default",
             "--neuron.full_path", full_path, "--neuron.max_steps", str(args.steps),
@@ -158,14 +176,19 @@ def run(args) -> int:
         # Let one more consensus epoch run on the final weights.
         say("validator finished; waiting one consensus epoch for incentive")
         time.sleep(TEMPO * BLOCK_TIME + 1)
+        if args.keep:
+            report()
+            say("--keep: the miners and the gateway keep running (try the README's openai snippet); "
+                "Ctrl-C stops them")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                say("stopping")
+            return 0
     finally:
         procs.stop()
-
-    events_path = os.path.join(full_path, "events.jsonl")
-    print_leaderboard(chain, v_uid, kinds, events_path, os.path.join(full_path, "state.json"))
-    say(f"events log: {events_path}")
-    say(f"process logs: {logs}")
-    say(f"done in {time.monotonic() - t0:.0f}s")
+    report()
     return 0
 
 

@@ -41,3 +41,43 @@ def test_demo_never_wipes_a_folder_it_did_not_make(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "was not made by `sn1 demo`" in proc.stderr
     assert (precious / "keep.txt").read_text() == "mine"
     assert os.listdir(precious) == ["keep.txt"]
+
+
+def test_demo_stopped_with_sigterm_stops_its_processes(tmp_path):
+    import queue
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from sn1.testing import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", "sn1.cli", "demo", "--steps", "50", "--path", str(tmp_path / "d")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    out, ports = [], []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            out.append(line)
+            if m := re.search(r"on 127\.0\.0\.1:(\d+)$", line.strip()):
+                ports.append(int(m.group(1)))
+            if "starting the validator" in line:
+                break
+        assert len(ports) == 4, "".join(out)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130, "".join(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for port in ports:                  # every miner stopped with the demo
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, port
