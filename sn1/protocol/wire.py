@@ -154,6 +154,25 @@ def decode_chunk(payload: bytes) -> tuple[str, str | None, int]:
     valid: invalid UTF-8 and lone surrogates become U+FFFD, control characters
     (but newline and tab) are dropped (``text.clean_text``).
     """
+    return _chunk_fields(_parse(payload))
+
+
+def decode_chunk_with_logprobs(payload: bytes) -> tuple[str, str | None, int, list]:
+    """``decode_chunk`` plus the chunk's TokenLogprobs ([] when it has none), from one parse."""
+    obj = _parse(payload)
+    return (*_chunk_fields(obj), _logprobs_of(obj))
+
+
+def decode_chunk_logprobs(payload: bytes) -> list:
+    """The TokenLogprobs (sn1.protocol.logprobs) of one SSE data payload; [] when it has none.
+
+    ProtocolError (one line) when they are malformed: wrong types, NaN/inf, more
+    than 20 alternatives per token.
+    """
+    return _logprobs_of(_parse(payload))
+
+
+def _parse(payload: bytes) -> dict:
     try:
         obj = _loads(decode_utf8(payload))
     except ValueError as e:
@@ -162,6 +181,10 @@ def decode_chunk(payload: bytes) -> tuple[str, str | None, int]:
         raise ProtocolError("chunk is JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError("chunk is not a JSON object")
+    return obj
+
+
+def _chunk_fields(obj: dict) -> tuple[str, str | None, int]:
     try:
         choice = obj["choices"][0]
         content = choice["delta"].get("content") or ""
@@ -182,19 +205,11 @@ def decode_chunk(payload: bytes) -> tuple[str, str | None, int]:
     return clean_text(content), finish, n
 
 
-def decode_chunk_logprobs(payload: bytes) -> list:
-    """The TokenLogprobs (sn1.protocol.logprobs) of one SSE data payload; [] when it has none.
-
-    ProtocolError (one line) when they are malformed: wrong types, NaN/inf, more
-    than 20 alternatives per token. Called next to ``decode_chunk`` by readers that
-    asked for logprobs.
-    """
+def _logprobs_of(obj: dict) -> list:
     try:
-        obj = _loads(decode_utf8(payload))
-        choice = obj["choices"][0]
-        raw = choice.get("logprobs") if isinstance(choice, dict) else None
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
-        return []       # decode_chunk reports what is wrong with the chunk itself
+        raw = obj["choices"][0].get("logprobs")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return []       # _chunk_fields reports what is wrong with the chunk itself
     try:
         return decode_logprobs(raw)
     except LogprobsError as e:

@@ -36,7 +36,7 @@ from ..llm.base import GenParams
 from ..protocol.auth import hotkey_signer, sign_headers
 from ..protocol.http import error_message
 from ..protocol.sse import FEED_SLICE, SSEError, SSEParser
-from ..protocol.wire import (CHAT_PATH, MinerError, ProtocolError, decode_chunk, decode_chunk_logprobs,
+from ..protocol.wire import (CHAT_PATH, MinerError, ProtocolError, decode_chunk, decode_chunk_with_logprobs,
                              request_body)
 
 log = logging.getLogger("sn1.validator.query")
@@ -248,9 +248,11 @@ class MinerClient:
                         if r.status == "timeout":
                             r.message = "the miner stopped at the deadline"
                         break
-                    content, finish, n = decode_chunk(payload)
-                    if r.logprobs is not None:
-                        r.logprobs.extend(decode_chunk_logprobs(payload))
+                    if r.logprobs is None:
+                        content, finish, n = decode_chunk(payload)
+                    else:                   # one parse for the text and its token logprobs
+                        content, finish, n, lp = decode_chunk_with_logprobs(payload)
+                        r.logprobs.extend(lp)
                     if finish is not None:
                         r.finish_reason = finish
                     if content:
