@@ -315,7 +315,7 @@ def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001) -> dict:
         comps = [c or "" for c in ev["completions"]] + [ev["reference"]]
         try:   # the validator passes the task's material to source models; older code takes no source
             total = score(list(spec.rewards), list(spec.penalties), ev["reference"], ev["challenge"], comps,
-                          (ev.get("context") or {}).get("content", "")).total
+                          _copy_source(spec, ev, comps)).total
         except TypeError:
             total = score(list(spec.rewards), list(spec.penalties), ev["reference"], ev["challenge"], comps).total
         clean[ev["task"]].append(total[-1])
@@ -330,6 +330,20 @@ def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001) -> dict:
     print("reference as a completion (clean case), mean total reward: "
           + ", ".join(f"{t} {v:.3f}" for t, v in summary["clean"].items()))
     return summary
+
+
+def _copy_source(spec, ev: dict, completions: list[str]) -> str:
+    """What the validator gives `source_copy`: sn1.tasks.material where this checkout has it."""
+    own = (ev.get("context") or {}).get("content", "")
+    try:
+        from sn1.datasets import Context
+        from sn1.tasks.base import Task
+        from sn1.tasks.material import copy_source
+    except ImportError:
+        return own
+    task = Task(ev["task"], "", "", "", ev["reference"], ev["challenge"], {}, Context.from_dict(ev["context"]),
+                list(spec.rewards), list(spec.penalties))
+    return copy_source(task, completions)
 
 
 def _rewards_origin() -> str:

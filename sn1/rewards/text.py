@@ -8,7 +8,9 @@ words cannot raise a score; the original subnet's `rouge` package scored a
 * tokenizer: `rouge-score` lower-cases and keeps only ``[a-z0-9]`` runs, which
   turns "café" into "caf" and any CJK text into no tokens at all (score 0).
   We keep Unicode letters and digits (``[^\\W_]+`` after ``lower()``); on ASCII
-  text this gives exactly the same tokens.
+  text this gives exactly the same tokens. Non-ASCII text is NFKC-normalised and its
+  invisible (default-ignorable) characters removed first, so fullwidth letters and
+  zero-width characters cannot disguise a copied or repeated text.
 * rouge-l: the LCS length comes from `rapidfuzz` (bit-parallel C++), not from
   `rouge-score`'s pure-Python O(n·m) table, which took ~1 s for one 100 kB
   completion. Precision, recall and F follow `rouge-score`'s `_score_lcs`.
@@ -26,9 +28,15 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 
 NGRAMS = ("rouge-1", "rouge-l")
 _TOKEN_RE = re.compile(r"[^\W_]+")
+# Unicode's default-ignorable code points (zero-width spaces and joiners, soft hyphen, bidi
+# marks, variation selectors, tags): invisible, so "Cho\u200bpin" reads as "Chopin" and must
+# count as it; without this, one such character per word hid a pasted text from every n-gram rule.
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+                        "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e0fff]")
 # Not held against an answer by the rouge penalty (the pipeline adds them to the reference's
 # words): any answer repeats "the", "is", "what" from the question.
 FUNCTION_WORDS = frozenset("""a an the and or but if of to in on at by for with from as into about than then
@@ -41,6 +49,8 @@ class UnicodeTokenizer:
     """`rouge-score` tokenizer interface (`tokenize(text) -> list[str]`), Unicode-aware."""
 
     def tokenize(self, text: str) -> list[str]:
+        if not text.isascii():   # fullwidth/compatibility forms as their plain letters; no invisibles
+            text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
         return _TOKEN_RE.findall(text.lower())
 
 

@@ -120,7 +120,6 @@ class Validator:
     # ---- one step ---------------------------------------------------------------------
     async def forward(self, client, step_seed: int) -> dict | None:
         from ..llm.base import GenParams
-        from ..rewards import score
 
         rng = random.Random(step_seed)
         t_start = time.monotonic()
@@ -153,9 +152,7 @@ class Validator:
             self.verifier = self.verifier or inference.make_verifier(self.config)
             rewards = await asyncio.to_thread(inference.score, self.verifier, task, results)
         else:
-            rewards = await asyncio.to_thread(score, task.rewards, task.penalties, task.reference,
-                                              task.challenge, completions,
-                                              task.context.content if task.context else "")  # source_copy
+            rewards = await asyncio.to_thread(_score_step, task, completions)
         t_score = time.monotonic()
 
         # Resyncs happen only between rounds, so `uids` still index state.scores.
@@ -285,6 +282,16 @@ async def setup(config) -> Validator:
     return v
 
 
+def _score_step(task, completions: list[str]):
+    """Rewards of one step (blocking: a worker thread). `source_copy` compares with the task's
+    material and the public articles the completions quote (sn1.tasks.material)."""
+    from ..rewards import score
+    from ..tasks.material import copy_source
+
+    return score(task.rewards, task.penalties, task.reference, task.challenge, completions,
+                 copy_source(task, completions))
+
+
 def status_counts(statuses) -> str:
     """"2 ok, 1 timeout, 1 http_error": how the miners of a step ended, ok first."""
     counts: dict[str, int] = {}
@@ -324,6 +331,9 @@ async def run(config) -> int:
     v.datasets = datasets_from_config(config)
     await asyncio.to_thread(load_relevance_model, get(config, "neuron.relevance_model"),
                             get(config, "neuron.device"))
+    from ..tasks.material import preload as preload_quotes
+
+    await asyncio.to_thread(preload_quotes)
     # Models and libraries are loaded: move their millions of objects out of the collector's
     # way, so a full collection during a step (triggered by parsing many small events) takes
     # milliseconds, not a few hundred (benchmarks/hostile.py).

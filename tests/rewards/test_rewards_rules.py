@@ -16,7 +16,7 @@ from sn1.rewards import REWARD_MODELS, RewardSpec, score
 from sn1.rewards import pipeline
 from sn1.rewards.pipeline import _per_completion, copies
 from sn1.rewards.relevance import MAX_WINDOWS, WINDOW_CHARS, windows
-from sn1.rewards.text import conciseness, length_words, rouge, source_copy
+from sn1.rewards.text import conciseness, length_words, rouge, source_copy, tokens
 from sn1.validator.weights import process_weights
 
 REF = "the cat sat on the mat"
@@ -79,6 +79,20 @@ def test_source_copy_by_hand():
     assert source_copy(SOURCE, "quick brown fox") == 0.0                    # under 5 words
     assert source_copy("", SOURCE) == 0.0                                   # no source
     assert source_copy(SOURCE, "") == 0.0
+
+
+def test_invisible_characters_and_fullwidth_letters_do_not_disguise_a_copy():
+    zw = "\u200b".join(SOURCE)                       # a zero-width space between every letter
+    assert tokens(zw) == tokens(SOURCE)
+    assert source_copy(SOURCE, zw) == 1.0
+    soft = SOURCE.replace("o", "o\u00ad").replace("e", "\u2060e")   # soft hyphens, word joiners
+    assert source_copy(SOURCE, soft) == 1.0
+    full = "".join(chr(ord(c) + 0xFEE0) if "a" <= c <= "z" else c for c in SOURCE)   # ｔｈｅ ｑｕｉｃｋ ...
+    assert tokens(full) == tokens(SOURCE) and source_copy(SOURCE, full) == 1.0
+    # an echo disguised so is still an echo: rouge counts no challenge word
+    assert rouge(REF, "\ufeff".join(CHALLENGE.split(" ")).replace("a", "a\u200d"), "rouge-1", CHALLENGE) == 0.0
+    # real letters, accents and scripts are kept
+    assert tokens("Ça va, 東京タワー! Łódź") == ["ça", "va", "東京タワー", "łódź"]
 
 
 def test_source_copy_unicode_and_large():

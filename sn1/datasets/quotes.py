@@ -1,0 +1,101 @@
+"""Which public articles does a text quote? An n-gram index of the offline encyclopedia.
+
+The validator's material is public: the offline encyclopedia ships in a package
+anyone can install, so a miner can find an article from a challenge's words and
+paste it. Pasting the task's *own* article is caught by the `source_copy`
+penalty; this index finds any *other* article a completion quotes (a related
+one answers "who is X?" as well), so the validator can hold those against it
+too (``sn1.tasks.material``).
+
+    index = quote_index(tokenize)            # built once per process (~1 s)
+    index.quoted("Frédéric François Chopin was a Polish composer ...")   # -> [article dict, ...]
+
+Words come from ``tokenize`` (the validator passes the rewards' tokenizer, so
+the index and the `source_copy` penalty read a text alike; the default is
+lower-cased runs of Unicode letters and digits); a text quotes an article when they share at least ``min_shared``
+distinct word 5-grams that occur in at most ``MAX_ARTICLES_PER_GRAM`` articles
+(set phrases every article uses do not point at one).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from typing import Callable
+
+import numpy as np
+
+from .wiki_offline import articles
+
+GRAM = 5
+MAX_ARTICLES_PER_GRAM = 3     # a 5-gram in more articles is a set phrase, not a quote
+MIN_SHARED = 3                # distinct shared 5-grams before a text counts as quoting an article
+MAX_TEXT_WORDS = 50_000       # a longer text is looked up by its first words (the rest still scored)
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def gram_hashes(tokens: list[str], n: int = GRAM) -> np.ndarray:
+    """Distinct 64-bit hashes of the word n-grams (this process's string hash)."""
+    if len(tokens) < n:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.fromiter((hash("\x1f".join(tokens[i:i + n])) for i in range(len(tokens) - n + 1)),
+                                 dtype=np.int64, count=len(tokens) - n + 1))
+
+
+class QuoteIndex:
+    """Sorted 5-gram hashes of every article, each with the article it comes from."""
+
+    def __init__(self, docs: tuple[dict, ...] | list[dict], tokenize: Callable[[str], list[str]] = words):
+        self.docs, self.tokenize = tuple(docs), tokenize
+        hashes, owners = [], []
+        for i, doc in enumerate(self.docs):
+            h = gram_hashes(tokenize(doc.get("extract", "")))
+            hashes.append(h)
+            owners.append(np.full(len(h), i, dtype=np.int32))
+        h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
+        o = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int32)
+        order = np.argsort(h, kind="stable")
+        h, o = h[order], o[order]
+        # drop set phrases: grams found in more than MAX_ARTICLES_PER_GRAM articles
+        _, counts = np.unique(h, return_counts=True)
+        keep = np.repeat(counts <= MAX_ARTICLES_PER_GRAM, counts)
+        self.hashes, self.owners = h[keep], o[keep]
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def quoted(self, text: str, limit: int = 3, min_shared: int = MIN_SHARED) -> list[dict]:
+        """Up to `limit` articles sharing the most (at least `min_shared`) distinct 5-grams with `text`."""
+        grams = gram_hashes(self.tokenize(text)[:MAX_TEXT_WORDS])
+        if not len(grams) or not len(self.hashes):
+            return []
+        lo = np.searchsorted(self.hashes, grams, side="left")
+        hi = np.searchsorted(self.hashes, grams, side="right")
+        hit = hi > lo
+        if not hit.any():
+            return []
+        owners = np.concatenate([self.owners[a:b] for a, b in zip(lo[hit], hi[hit])])
+        ids, counts = np.unique(owners, return_counts=True)
+        best = np.argsort(-counts, kind="stable")[:limit]
+        return [self.docs[ids[j]] for j in best if counts[j] >= min_shared]
+
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=2)
+def _default(tokenize: Callable[[str], list[str]]) -> QuoteIndex:
+    return QuoteIndex(articles(), tokenize)
+
+
+def quote_index(tokenize: Callable[[str], list[str]] = words) -> QuoteIndex:
+    """The offline encyclopedia's index, built once per process and tokenizer (raises
+    DatasetError when the encyclopedia package is missing)."""
+    with _lock:
+        return _default(tokenize)

@@ -1,0 +1,58 @@
+"""The material a step's completions are held against: the task's source and what they quote.
+
+`source_copy` (sn1.rewards.text) penalises a completion for the share of its
+word 5-grams copied from the material it is given. That material is the task's
+own grounding text plus every offline-encyclopedia article a completion of the
+step quotes (sn1.datasets.quotes): the encyclopedia is public, so pasting a
+*related* article ("who is Chopin?" answered with Chopin's article when the task
+was built from one on his Nocturnes) is copying as much as pasting the source.
+An answer written anew shares few 5-grams with any article, so adding articles
+costs it nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..datasets import DatasetError
+from .base import Task
+
+log = logging.getLogger(__name__)
+
+QUOTES_PER_COMPLETION = 3
+
+
+def _index():
+    from ..datasets.quotes import quote_index
+    from ..rewards.text import tokens
+
+    return quote_index(tokens)   # read as source_copy reads: same words, same 5-grams
+
+
+def copy_source(task: Task, completions: list[str]) -> str:
+    """The text `source_copy` compares completions with (blocking: a thread). "" without a source
+    model; the task's own content only when the offline encyclopedia is not installed."""
+    own = task.context.content if task.context else ""
+    if not any(p.name == "source_copy" for p in task.penalties):
+        return own
+    try:
+        index = _index()
+    except DatasetError as e:
+        log.warning("quoted articles not checked: %s", e)
+        return own
+    parts, seen = [own], {own.strip()}
+    for completion in completions:
+        for doc in index.quoted(completion or "", limit=QUOTES_PER_COMPLETION):
+            text = doc["extract"].strip()
+            if text not in seen:
+                seen.add(text)
+                parts.append(text)
+    return "\n\n".join(p for p in parts if p)
+
+
+def preload() -> None:
+    """Build the quote index now (blocking, ~1 s), so the first step does not pay for it."""
+    try:
+        _index()
+    except DatasetError as e:
+        log.warning("quoted articles will not be checked: %s", e)
