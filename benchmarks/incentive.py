@@ -121,6 +121,55 @@ def _numbers_and_dates(ch: str) -> str:
             f"01/01/2000, 12/31/1999. The answer is {tail}")
 
 
+def _sentences(text: str) -> list[str]:
+    return [x for x in re.split(r"(?<=[.!?])\s+", text) if x.strip()]
+
+
+def _extract(ch: str) -> str:
+    """Extractive QA without a model: the grounding article's two sentences sharing most words with the challenge."""
+    a = grounding_article(ch)
+    if not a:
+        return ch
+    asked = set(keywords(ch.lower()))
+    ranked = sorted(_sentences(a["extract"]), key=lambda x: -len(asked & set(_WORD.findall(x.lower()))))
+    return " ".join(ranked[:2])
+
+
+def _reworded(ch: str) -> str:
+    """The article with every 4th word dropped: no word 5-gram of it survives."""
+    return " ".join(w for i, w in enumerate(_article(ch).split()) if i % 4 != 3)
+
+
+def _shuffled(ch: str) -> str:
+    """The article's words shuffled within each sentence: its vocabulary, none of its phrasing."""
+    rng = random.Random(ch)
+    return " ".join(" ".join(rng.sample(x.split(), len(x.split()))) for x in _sentences(_article(ch)))
+
+
+def _template(ch: str) -> str:
+    """A one-line template from the article's title and short description (no LLM, no copying)."""
+    a = grounding_article(ch)
+    if not a:
+        return ch
+    return f"{a['title']} is {a.get('description') or 'a notable subject'}. In short: {a['title']}."
+
+
+_DATE = re.compile(r"\b(?:\d{1,2} (?:January|February|March|April|May|June|July|August|September|October|"
+                   r"November|December) \d{3,4}|(?:January|February|March|April|May|June|July|August|"
+                   r"September|October|November|December) \d{1,2}, \d{3,4})\b")
+
+
+def _date_lookup(ch: str) -> str:
+    """Date questions answered by lookup: the dated sentence of the public material closest to the challenge."""
+    from sn1.datasets.wiki_offline import dated_events
+
+    words = set(keywords(ch.lower()))
+    best = max(dated_events(), key=lambda e: len(words & set(_WORD.findall(e[3].lower()))), default=None)
+    if best and words & set(_WORD.findall(best[3].lower())):
+        return f"It happened on {best[2]}."
+    return _article(ch)
+
+
 STRATEGIES = {
     "echo": lambda ch: ch,
     "echo_polite": lambda ch: ("Great question, thanks for asking! Let me restate it to be sure: "
@@ -133,6 +182,13 @@ STRATEGIES = {
     "phrase": lambda ch: "That is an excellent question! Let me think about it carefully and answer it.",
     "empty": lambda ch: "",
     "number_spam": _numbers_and_dates,
+    # disguised pastes and look-ups: each defeats one naive rule
+    "article_extract": _extract,
+    "article_reworded": _reworded,
+    "article_shuffled": _shuffled,
+    "article_disguised": lambda ch: " ".join("\u200b".join(w) for w in _article(ch).split()),
+    "title_template": _template,
+    "date_lookup": _date_lookup,
 }
 
 
@@ -166,7 +222,8 @@ def serve_miner(strategy: str, argv: list[str]) -> int:
 
 # --- one run -----------------------------------------------------------------------------------
 
-def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int) -> str:
+def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int,
+             strategies: list[str] | None = None) -> str:
     from sn1.chain.sandbox import SandboxChain
     from sn1.demo import Procs
     from sn1.testing import free_port, make_wallet, wait_for_port
@@ -184,7 +241,7 @@ def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int) 
     kinds: dict[int, str] = {}
     procs = Procs(logs)
     try:
-        for name in ["honest", *STRATEGIES]:
+        for name in ["honest", *(strategies or STRATEGIES)]:
             uid = chain.register(make_wallet(wallets, name), stake=0.0)
             kinds[uid] = name
         for name in kinds.values():
@@ -290,8 +347,9 @@ def report(run_dir: str, chain) -> dict:
     return summary
 
 
-def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001) -> dict:
-    """Re-score a run's logged completions with the reward code on the path; EMA and weights as the validator."""
+def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001, extra: list[str] = ()) -> dict:
+    """Re-score a run's logged completions with the reward code on the path; EMA and weights as the validator.
+    `extra`: strategies the run did not have, answering each logged challenge as new uids."""
     import numpy as np
 
     from sn1.chain.base import Hyperparams
@@ -304,6 +362,8 @@ def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001) -> dict:
     meta = json.load(open(os.path.join(run_dir, "kinds.json")))
     kinds = {int(k): v for k, v in meta["kinds"].items()}
     events = read_events(os.path.join(run_dir, "validator", "events.jsonl"))
+    added = {max(kinds) + 1 + i: name for i, name in enumerate(extra)}
+    kinds.update(added)
     n = max(kinds) + 1
     s = np.zeros(n)
     per: dict = defaultdict(lambda: defaultdict(list))
@@ -312,6 +372,8 @@ def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001) -> dict:
     for ev in events:
         spec = DEFS[ev["task"]]
         tasks += [ev["task"]] if ev["task"] not in tasks else []
+        ev = dict(ev, uids=list(ev["uids"]) + list(added),
+                  completions=list(ev["completions"]) + [STRATEGIES[x](ev["challenge"]) for x in added.values()])
         comps = [c or "" for c in ev["completions"]] + [ev["reference"]]
         try:   # the validator passes the task's material to source models; older code takes no source
             total = score(list(spec.rewards), list(spec.penalties), ev["reference"], ev["challenge"], comps,
@@ -363,16 +425,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=12.0, help="validator timeout per step")
     p.add_argument("--max_tokens", type=int, default=192, help="max_tokens the validator asks of miners")
     p.add_argument("--replay", nargs="+", metavar="RUN_DIR", help="re-score these runs' events instead")
+    p.add_argument("--extra", nargs="+", choices=sorted(STRATEGIES), metavar="STRATEGY",
+                   help="with --replay: strategies the run lacked, answering its logged challenges")
+    p.add_argument("--strategies", nargs="+", choices=sorted(STRATEGIES), metavar="STRATEGY",
+                   help="the no-LLM miners of a live run (default: all)")
     p.add_argument("--json", help="write the summaries here")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = {}
     if args.replay:
         for d in args.replay:
-            out[d] = replay(d)
+            out[d] = replay(d, extra=args.extra or [])
     else:
         for seed in args.seeds:
-            d = run_seed(seed, args.steps, os.path.expanduser(args.path), args.timeout, args.max_tokens)
+            d = run_seed(seed, args.steps, os.path.expanduser(args.path), args.timeout, args.max_tokens,
+                         args.strategies)
             out[d] = json.load(open(os.path.join(d, "summary.json")))
     if args.json:
         with open(args.json, "w") as f:

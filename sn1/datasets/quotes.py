@@ -20,6 +20,7 @@ distinct word 5-grams that occur in at most ``MAX_ARTICLES_PER_GRAM`` articles
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 from typing import Callable
@@ -32,6 +33,10 @@ GRAM = 5
 MAX_ARTICLES_PER_GRAM = 3     # a 5-gram in more articles is a set phrase, not a quote
 MIN_SHARED = 3                # distinct shared 5-grams before a text counts as quoting an article
 MAX_TEXT_WORDS = 50_000       # a longer text is looked up by its first words (the rest still scored)
+# `about`: words in at most this share of the articles (or RARE_MAX_ARTICLES) say what a text is about
+RARE_MAX_SHARE = 0.01
+RARE_MAX_ARTICLES = 3
+ABOUT_MIN_SHARE = 0.5         # the article must hold half the text's rare-word weight
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -53,6 +58,7 @@ class QuoteIndex:
 
     def __init__(self, docs: tuple[dict, ...] | list[dict], tokenize: Callable[[str], list[str]] = words):
         self.docs, self.tokenize = tuple(docs), tokenize
+        self._lock = threading.Lock()
         hashes, owners = [], []
         for i, doc in enumerate(self.docs):
             h = gram_hashes(tokenize(doc.get("extract", "")))
@@ -84,6 +90,38 @@ class QuoteIndex:
         ids, counts = np.unique(owners, return_counts=True)
         best = np.argsort(-counts, kind="stable")[:limit]
         return [self.docs[ids[j]] for j in best if counts[j] >= min_shared]
+
+
+    def about(self, text: str, limit: int = 1) -> list[dict]:
+        """Up to `limit` articles whose rare words `text` uses most (idf-weighted), for texts
+        whose phrasing was edited away: at least ABOUT_MIN_SHARE of the text's rare-word weight."""
+        post = self._postings()
+        seen = {w for w in self.tokenize(text)[:MAX_TEXT_WORDS] if w in post}
+        if not seen:
+            return []
+        weight: dict[int, float] = {}
+        total = 0.0
+        for w in seen:
+            ids, idf = post[w]
+            total += idf
+            for i in ids:
+                weight[i] = weight.get(i, 0.0) + idf
+        best = sorted(weight, key=lambda i: (-weight[i], i))[:limit]
+        return [self.docs[i] for i in best if weight[i] >= ABOUT_MIN_SHARE * total]
+
+    @functools.cached_property
+    def _by_word(self) -> dict:
+        per: dict[str, list[int]] = {}
+        for i, doc in enumerate(self.docs):
+            for w in set(self.tokenize(doc.get("extract", ""))):
+                per.setdefault(w, []).append(i)
+        n = max(1, len(self.docs))
+        cap = max(RARE_MAX_ARTICLES, int(RARE_MAX_SHARE * n))
+        return {w: (ids, math.log(n / len(ids))) for w, ids in per.items() if len(ids) <= cap}
+
+    def _postings(self) -> dict:
+        with self._lock:
+            return self._by_word
 
 
 _lock = threading.Lock()

@@ -27,6 +27,7 @@ As a *penalty* (compared with the challenge itself) ROUGE is the plain one.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 
@@ -127,21 +128,76 @@ COPY_FREE = 0.2  # an answer may share this much phrasing with the source (names
 COPY_FULL = 0.7  # copying this share (or more) of a completion's 5-grams is a full penalty
 
 
+# Word reuse: a pasted text edited so no 5-gram survives (a word dropped or swapped every few
+# words, words shuffled within sentences) still takes nearly all its words from one document.
+SOURCE_SEPARATOR = "\f"   # separates a source's documents; word reuse is judged per document
+REUSE_MIN_WORDS = 25      # a shorter answer naturally uses mostly its topic's words
+REUSE_FREE = 0.75         # answers written anew: at most ~0.6 of their words come from one article
+REUSE_FULL = 0.95         # a pasted text keeps ~1.0 whatever its order
+
+
+def word_reuse(document: str, completion: str, challenge: str = "") -> float:
+    """The share of the completion's words (clipped counts, words of the challenge left out) that
+    `document` contains; 0 below REUSE_MIN_WORDS such words."""
+    return _reuse(_documents(document)[0], tokens(completion), _words_of(challenge))
+
+
+def _reuse(have: "Counter[str]", words: list[str], asked: frozenset[str]) -> float:
+    from collections import Counter
+
+    words = [w for w in words if w not in asked]
+    if len(words) < REUSE_MIN_WORDS:
+        return 0.0
+    return sum((Counter(words) & have).values()) / len(words)
+
+
+# One step scores many completions against the same source and challenge: tokenize those once.
+@functools.lru_cache(maxsize=4)
+def _documents(source: str) -> tuple:
+    from collections import Counter
+
+    return tuple(Counter(tokens(doc)) for doc in source.split(SOURCE_SEPARATOR))
+
+
+@functools.lru_cache(maxsize=4)
+def _words_of(text: str) -> frozenset[str]:
+    return frozenset(tokens(text))
+
+
+@functools.lru_cache(maxsize=4)
+def _copyable(source: str, challenge: str) -> frozenset:
+    return frozenset(_ngrams(tokens(source), COPY_NGRAM) - _ngrams(tokens(challenge), COPY_NGRAM))
+
+
 def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
+def _ramp(value: float, free: float, full: float) -> float:
+    return min(1.0, max(0.0, (value - free) / (full - free)))
+
+
 def source_copy(source: str, completion: str, challenge: str = "") -> float:
-    """clip((share - COPY_FREE) / (COPY_FULL - COPY_FREE), 0, 1), share = the part of the
-    completion's word 5-grams copied from `source` (the validator's grounding material) that
-    are not in `challenge`. 0 without a source or for completions under 5 words.
+    """The larger of two penalties for reusing `source` (the validator's material: documents
+    separated by SOURCE_SEPARATOR), 0 without a source:
+
+    * phrasing: clip((share - COPY_FREE) / (COPY_FULL - COPY_FREE)), share = the part of the
+      completion's word 5-grams copied from the source that are not in `challenge`
+      (0 under 5 words);
+    * words: clip((reuse - REUSE_FREE) / (REUSE_FULL - REUSE_FREE)), reuse = the largest
+      `word_reuse` of one document (0 under REUSE_MIN_WORDS words outside the challenge).
 
     The reference is not exempt: it was written from the source, so it quotes it, but
     no miner sees the source; an answer written anew shares few 5-grams with it."""
     words = tokens(completion)
     if not source or len(words) < COPY_NGRAM:
         return 0.0
-    copied = _ngrams(tokens(source), COPY_NGRAM) - _ngrams(tokens(challenge), COPY_NGRAM)
+    copied = _copyable(source, challenge)
     grams = [tuple(words[i:i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)]
     share = sum(1 for g in grams if g in copied) / len(grams)
-    return min(1.0, max(0.0, (share - COPY_FREE) / (COPY_FULL - COPY_FREE)))
+    phrasing = _ramp(share, COPY_FREE, COPY_FULL)
+    if phrasing >= 1.0 or len(words) < REUSE_MIN_WORDS:
+        return phrasing
+    asked = _words_of(challenge)
+    reuse = max(_reuse(have, words, asked) for have in _documents(source))
+    return max(phrasing, _ramp(reuse, REUSE_FREE, REUSE_FULL))

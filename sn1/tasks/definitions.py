@@ -299,7 +299,8 @@ TASKS: dict[str, TaskDef] = {t.name: t for t in (
             static_query=True, static_reference=True),
     TaskDef("date_qa", "get help answering a specific date-based question",
             "the answer to the following date-based question", "wiki_dates",
-            (RewardSpec("date", 1.0),), (), make_date_qa, static_query=True, static_reference=True),
+            # the copy penalty: the two sentences of the article around the date, pasted, are not an answer
+            (RewardSpec("date", 1.0),), (_COPY,), make_date_qa, static_query=True, static_reference=True),
     TaskDef("debugging", "get help debugging a piece of code", "the bug in the following code found and fixed",
             "code", (RewardSpec("diff", 1.0),), (), make_debugging, static_query=True, static_reference=True),
     TaskDef("generic_instruction", "get help with a request", "a complete answer to the following request",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from ..datasets import DatasetError
+from ..rewards.text import REUSE_MIN_WORDS, SOURCE_SEPARATOR
 from .base import Task
 
 log = logging.getLogger(__name__)
@@ -42,17 +43,20 @@ def copy_source(task: Task, completions: list[str]) -> str:
         return own
     parts, seen = [own], {own.strip()}
     for completion in completions:
-        for doc in index.quoted(completion or "", limit=QUOTES_PER_COMPLETION):
+        found = index.quoted(completion or "", limit=QUOTES_PER_COMPLETION)
+        if len((completion or "").split()) >= REUSE_MIN_WORDS:   # phrasing edited away, words kept
+            found += index.about(completion)
+        for doc in found:
             text = doc["extract"].strip()
             if text not in seen:
                 seen.add(text)
                 parts.append(text)
-    return "\n\n".join(p for p in parts if p)
+    return SOURCE_SEPARATOR.join(p for p in parts if p)
 
 
 def preload() -> None:
     """Build the quote index now (blocking, ~1 s), so the first step does not pay for it."""
     try:
-        _index()
+        _index().about("")   # and its word postings
     except DatasetError as e:
         log.warning("quoted articles will not be checked: %s", e)

@@ -109,7 +109,7 @@ def test_copy_source_adds_the_related_article_a_completion_pasted():
     assert source.startswith(own) and chopin in source
     assert copy_source(task, ["Chopin was a Polish composer who wrote mostly for the piano."]) == own
     # tasks without a source_copy penalty get their own material only
-    assert copy_source(_task("date_qa", own), [chopin]) == own
+    assert copy_source(_task("generic_instruction", own), [chopin]) == own
 
 
 def test_pasting_a_related_article_scores_zero_an_answer_keeps_its_reward():
