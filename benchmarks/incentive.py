@@ -146,6 +146,18 @@ def _shuffled(ch: str) -> str:
     return " ".join(" ".join(rng.sample(x.split(), len(x.split()))) for x in _sentences(_article(ch)))
 
 
+# Latin letters -> Cyrillic look-alikes: the text reads the same, its words are other strings.
+_HOMOGLYPHS = str.maketrans("aceopxyAEOPCHKMT", "асеорхуАЕОРСНКМТ")
+
+
+def _typos(ch: str) -> str:
+    """The article with two letters swapped in every third word: no 5-gram and a third of its words gone."""
+    out = []
+    for i, w in enumerate(_article(ch).split()):
+        out.append(w[0] + w[2] + w[1] + w[3:] if i % 3 == 2 and len(w) > 3 else w)
+    return " ".join(out)
+
+
 def _template(ch: str) -> str:
     """A one-line template from the article's title and short description (no LLM, no copying)."""
     a = grounding_article(ch)
@@ -187,6 +199,8 @@ STRATEGIES = {
     "article_reworded": _reworded,
     "article_shuffled": _shuffled,
     "article_disguised": lambda ch: " ".join("\u200b".join(w) for w in _article(ch).split()),
+    "article_homoglyph": lambda ch: _article(ch).translate(_HOMOGLYPHS),
+    "article_typos": _typos,
     "title_template": _template,
     "date_lookup": _date_lookup,
 }

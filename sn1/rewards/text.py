@@ -30,6 +30,7 @@ import difflib
 import functools
 import re
 import unicodedata
+from dataclasses import dataclass
 
 NGRAMS = ("rouge-1", "rouge-l")
 _TOKEN_RE = re.compile(r"[^\W_]+")
@@ -144,32 +145,71 @@ COPY_FULL = 0.7  # copying this share (or more) of a completion's 5-grams is a f
 # Word reuse: a pasted text edited so no 5-gram survives (a word dropped or swapped every few
 # words, words shuffled within sentences) still takes nearly all its words from one document.
 SOURCE_SEPARATOR = "\f"   # separates a source's documents; word reuse is judged per document
-REUSE_MIN_WORDS = 25      # a shorter answer naturally uses mostly its topic's words
-REUSE_FREE = 0.75         # answers written anew: at most ~0.6 of their words come from one article
-REUSE_FULL = 0.95         # a pasted text keeps ~1.0 whatever its order
+# Words are content words: not in the challenge, not FUNCTION_WORDS (every article has "the").
+REUSE_MIN_WORDS = 20      # a shorter answer naturally uses mostly its topic's words
+REUSE_FREE = 0.75         # measured: SmolLM2's answers <= 0.32, LLM references written *with* the source <= 0.80
+REUSE_FULL = 0.95         # a pasted text keeps ~1.0 whatever its order, typos included
 
 
 def word_reuse(document: str, completion: str, challenge: str = "") -> float:
-    """The share of the completion's words (clipped counts, words of the challenge left out) that
-    `document` contains; 0 below REUSE_MIN_WORDS such words."""
+    """The share of the completion's content words (clipped counts; words of the challenge and
+    FUNCTION_WORDS left out) that
+    `document` contains, a word within one edit (a letter dropped, added, changed, or two
+    swapped; words of FUZZY_MIN_LETTERS letters or more) counting as the document's word;
+    0 below REUSE_MIN_WORDS such words. The first REUSE_MAX_WORDS words are judged."""
     return _reuse(_documents(document)[0], tokens(completion), _words_of(challenge))
 
 
-def _reuse(have: "Counter[str]", words: list[str], asked: frozenset[str]) -> float:
+FUZZY_MIN_LETTERS = 4       # shorter words match exactly only (one edit turns "cat" into "hat")
+REUSE_MAX_WORDS = 5000      # longer texts are judged on their first words (copies are caught by 5-grams)
+
+
+@dataclass(frozen=True)
+class _Doc:
+    counts: "Counter[str]"
+    near: dict              # the document's words and their one-letter deletions -> the word
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _doc(text: str) -> _Doc:
     from collections import Counter
 
-    words = [w for w in words if w not in asked]
+    counts = Counter(tokens(text))
+    near: dict[str, str] = {}
+    for w in counts:
+        if len(w) >= FUZZY_MIN_LETTERS:
+            near.setdefault(w, w)
+            for v in _deletions(w):
+                near.setdefault(v, w)
+    return _Doc(counts, near)
+
+
+def _as_in(doc: _Doc, word: str) -> str:
+    """`word`, or the document's word one edit away (shared one-letter deletions: a typo)."""
+    if word in doc.counts or len(word) < FUZZY_MIN_LETTERS:
+        return word
+    hit = doc.near.get(word)      # a letter dropped
+    if hit is None:
+        hit = next((doc.near[v] for v in _deletions(word) if v in doc.near), None)   # added, changed, swapped
+    return hit or word
+
+
+def _reuse(doc: _Doc, words: list[str], asked: frozenset[str]) -> float:
+    from collections import Counter
+
+    words = [w for w in words[:REUSE_MAX_WORDS] if w not in asked and w not in FUNCTION_WORDS]
     if len(words) < REUSE_MIN_WORDS:
         return 0.0
-    return sum((Counter(words) & have).values()) / len(words)
+    return sum((Counter(_as_in(doc, w) for w in words) & doc.counts).values()) / len(words)
 
 
 # One step scores many completions against the same source and challenge: tokenize those once.
 @functools.lru_cache(maxsize=4)
 def _documents(source: str) -> tuple:
-    from collections import Counter
-
-    return tuple(Counter(tokens(doc)) for doc in source.split(SOURCE_SEPARATOR))
+    return tuple(_doc(doc) for doc in source.split(SOURCE_SEPARATOR))
 
 
 @functools.lru_cache(maxsize=4)
