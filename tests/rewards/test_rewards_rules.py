@@ -16,7 +16,7 @@ from sn1.rewards import REWARD_MODELS, RewardSpec, score
 from sn1.rewards import pipeline
 from sn1.rewards.pipeline import _per_completion, copies
 from sn1.rewards.relevance import MAX_WINDOWS, WINDOW_CHARS, windows
-from sn1.rewards.text import conciseness, length_words, rouge, source_copy, tokens
+from sn1.rewards.text import conciseness, length_words, rouge, source_copy, tokens, word_reuse
 from sn1.validator.weights import process_weights
 
 REF = "the cat sat on the mat"
@@ -222,3 +222,58 @@ def test_a_maths_challenge_holding_its_answer_is_refused():
     maths = [RewardSpec("float_diff", 1.0)]
     assert "one of the challenge's numbers" in answer_given_away(maths, "4", "what's the GCD of 12 and 4?")
     assert answer_given_away(maths, "17", "What is 54 minus 37? I got 20.") is None
+
+
+# ---------------------------------------------------------------- word reuse (edited pastes)
+WORDS30 = ("amber basalt cobalt dagger ember falcon garnet harbor indigo jasper kestrel lantern meadow nectar "
+           "obsidian pepper quartz raven saffron timber umber velvet willow xenon yarrow zephyr acorn bramble "
+           "cinder thistle").split()
+DOC = "The " + " and the ".join(WORDS30) + "."       # 30 content words, function words between
+
+
+def _swap(w: str) -> str:
+    return w[0] + w[2] + w[1] + w[3:]
+
+
+def test_word_reuse_by_hand():
+    assert word_reuse(DOC, " ".join(reversed(WORDS30))) == 1.0              # reordered
+    typos = [(_swap(w) if i % 3 == 2 else w) for i, w in enumerate(WORDS30)]
+    assert word_reuse(DOC, " ".join(typos)) == 1.0                          # one typo in every third word
+    dropped = [w[:-1] if i % 2 else w for i, w in enumerate(WORDS30)]      # a letter dropped
+    assert word_reuse(DOC, " ".join(dropped)) == 1.0
+    new = [f"novel{chr(97 + i)}" for i in range(8)]                         # 8 words no edit turns into DOC's
+    assert word_reuse(DOC, " ".join(WORDS30[:12] + new)) == pytest.approx(12 / 20)
+    assert word_reuse(DOC, " ".join(WORDS30[:21] + new[:3])) == pytest.approx(21 / 24)
+    # function words and the challenge's words are not counted; under 20 content words: 0
+    assert word_reuse(DOC, " the of and ".join(WORDS30[:19])) == 0.0
+    assert word_reuse(DOC, " ".join(WORDS30[:25]), challenge=" ".join(WORDS30[:6])) == 0.0   # 19 left
+    assert word_reuse(DOC, " ".join(WORDS30[:27]), challenge=" ".join(WORDS30[:6])) == 1.0   # 21 left
+    # clipped counts: repeating the document's one "amber" 20 times reuses it once
+    assert word_reuse(DOC, "amber " * 20) == pytest.approx(1 / 20)
+    # words under 4 letters match exactly only: "owl" is not "own"
+    assert word_reuse("owl " * 25 + DOC, "own " * 25) == 0.0
+
+
+def test_source_copy_counts_word_reuse_per_document():
+    edited = " ".join(reversed([(_swap(w) if i % 3 == 2 else w) for i, w in enumerate(WORDS30)]))
+    assert source_copy(DOC, edited) == 1.0                     # no 5-gram survives; reuse 1.0
+    new = [f"novel{chr(97 + i)}" for i in range(3)]
+    # 21 of 24 content words: reuse 0.875 -> (0.875 - 0.75) / 0.2
+    assert source_copy(DOC, " ".join(WORDS30[:21] + new)) == pytest.approx((21 / 24 - 0.75) / 0.2)
+    # the same words split over two documents of the source: each holds half, no penalty
+    half = "The " + " and the ".join(WORDS30[:15]) + "."
+    other = "The " + " and the ".join(WORDS30[15:]) + "."
+    assert source_copy(half + "\f" + other, " ".join(reversed(WORDS30))) == 0.0
+    assert source_copy(half + "\n\n" + other, " ".join(reversed(WORDS30))) == 1.0   # one document
+
+
+def test_word_reuse_unicode_and_large():
+    pl = "zażółć gęślą jaźń źdźbło łąka pszczoła chrząszcz żółw źrebię ćma".split()
+    doc = " i ".join(pl * 3)
+    text = " ".join((_swap(w) if i % 3 == 0 else w) for i, w in enumerate(pl * 2 + pl[:2]))   # 22 words
+    assert word_reuse(doc, text) == pytest.approx(21 / 22)   # "ćam": under 4 letters, no typo allowed
+    assert word_reuse(doc, text.replace("ćam", "ćma")) == 1.0
+    assert word_reuse(doc, "") == 0.0 and word_reuse("", text) == 0.0
+    big = " ".join(reversed(WORDS30)) + " " + "filler " * 200_000           # ~1.4 MB, judged on 5,000 words
+    assert word_reuse(DOC, big) == pytest.approx(30 / 5000)
+    assert source_copy(DOC, big) == 0.0

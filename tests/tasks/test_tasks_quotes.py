@@ -154,3 +154,22 @@ def test_a_disguised_paste_is_still_found():
     assert chopin in source
     total = score(task.rewards, task.penalties, task.reference, task.challenge, [disguised], source).total
     assert total == [0.0]
+
+
+def test_about_finds_the_article_an_edited_paste_came_from(index):
+    shuffled = " ".join(reversed(DOCS[2]["extract"].split()))     # no 5-gram left
+    assert index.quoted(shuffled) == []
+    assert [d["title"] for d in index.about(shuffled)] == ["Heron"]
+    # rare words spread over several articles: none holds half their weight
+    assert index.about("barn rodents foxes hemisphere heron spears") == []
+    assert index.about("") == [] and index.about("zebra quagga okapi") == []
+
+
+def test_copy_source_adds_the_article_a_long_edited_paste_is_about():
+    chopin = _article("Frédéric Chopin")["extract"]
+    edited = " ".join(w[0] + w[2] + w[1] + w[3:] if i % 3 == 2 and len(w) > 3 else w
+                      for i, w in enumerate(chopin.split()))     # a typo in every third word
+    task = _task("qa", "own material")
+    source = copy_source(task, [edited])
+    assert chopin in source.split("\f")
+    assert score(task.rewards, task.penalties, task.reference, task.challenge, [edited], source).total == [0.0]
