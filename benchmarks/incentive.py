@@ -10,11 +10,15 @@ share of weight that went to miners running no LLM.
 
     .venv/bin/python benchmarks/incentive.py --seeds 1 2 3 --steps 40 [--path /tmp/incentive]
     .venv/bin/python benchmarks/incentive.py --replay RUN_DIR     # re-score a run's events
+    .venv/bin/python benchmarks/incentive.py --replay RUN_DIR --extra date_lookup title_template
 
 ``--replay`` re-scores the events a run logged (same challenges, same
 completions) with the reward code on PYTHONPATH, and recomputes scores (EMA)
 and weights the way the validator does: run it with an older checkout first
 on the path to compare two reward rules on identical miner behaviour.
+``--extra`` adds strategies the run lacked: each answers every logged
+challenge as a new uid (a strategy is a function of the challenge, so this
+is what a live run would have scored them).
 
 The strategy miners are test miners defined here, never user-facing
 backends: `incentive.py miner STRATEGY <sn1 miner args>` starts one.
@@ -206,6 +210,13 @@ STRATEGIES = {
 }
 
 
+# Strategies that answer by looking the fact up in the public material (a date, an article's
+# one-line description) rather than by pasting it: a correct looked-up answer is an answer to
+# any rule that reads text, so these are reported apart (--extra / --strategies), not in the default run.
+LOOKUPS = ("date_lookup", "title_template")
+DEFAULT = tuple(n for n in STRATEGIES if n not in LOOKUPS)
+
+
 class StrategyMiner:
     """A test miner (no model): answers with STRATEGIES[name](last user message)."""
 
@@ -255,7 +266,7 @@ def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int,
     kinds: dict[int, str] = {}
     procs = Procs(logs)
     try:
-        for name in ["honest", *(strategies or STRATEGIES)]:
+        for name in ["honest", *(strategies or DEFAULT)]:
             uid = chain.register(make_wallet(wallets, name), stake=0.0)
             kinds[uid] = name
         for name in kinds.values():
@@ -442,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra", nargs="+", choices=sorted(STRATEGIES), metavar="STRATEGY",
                    help="with --replay: strategies the run lacked, answering its logged challenges")
     p.add_argument("--strategies", nargs="+", choices=sorted(STRATEGIES), metavar="STRATEGY",
-                   help="the no-LLM miners of a live run (default: all)")
+                   help="the no-LLM miners of a live run (default: all but the look-ups "
+                        + ", ".join(LOOKUPS) + ")")
     p.add_argument("--json", help="write the summaries here")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -164,6 +164,37 @@ def validator_overhead(args) -> list[tuple[str, float, float]]:
     return rows
 
 
+def material_rows(steps: dict, repeat: int, n: int) -> list:
+    """Looking up what a step's completions quote (sn1.tasks.material), then source_copy against it;
+    a fifth of the completions are pasted articles so the lookup finds something."""
+    from sn1.datasets import Context
+    from sn1.tasks.base import Task
+    from sn1.tasks.material import copy_source, preload
+
+    ref, challenge, comps = steps["qa"]
+    pasted = [e for e in wiki_extracts()[:n // 5]]
+    comps = pasted + comps[len(pasted):]
+    spec = TASKS["qa"]
+    task = Task("qa", "", "", "", ref, challenge, {}, Context("t", "t", "t", SOURCE[0]),
+                list(spec.rewards), list(spec.penalties))
+    t0 = time.perf_counter()
+    preload()
+    print(f"quote index built in {time.perf_counter() - t0:.2f} s; peak RSS {peak_rss_mib():.0f} MiB")
+    source = copy_source(task, comps)
+    out = []
+    sec = timed(repeat, lambda: copy_source(task, comps))
+    out.append(("model", "material lookup (qa texts)", sec, sec / n * 1000, peak_rss_mib()))
+    from sn1.rewards.text import _copyable, _documents, source_copy
+
+    def copy_step():
+        _documents.cache_clear()
+        _copyable.cache_clear()
+        return [source_copy(source, c, challenge) for c in comps]
+    sec = timed(repeat, copy_step)
+    out.append(("model", f"source_copy ({source.count(chr(12)) + 1} docs)", sec, sec / n * 1000, peak_rss_mib()))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--completions", type=int, default=50)
@@ -202,6 +233,9 @@ def main() -> None:
         ref, _, comps = steps[task]
         sec = timed(args.repeat, lambda: REWARD_MODELS[name](ref, comps, options))
         rows.append(("model", f"{label} ({task} texts)", sec, sec / n * 1000, peak_rss_mib()))
+
+    # The validator's material for source_copy: the task's text + the articles completions quote.
+    rows += material_rows(steps, args.repeat, n)
 
     for name, sec, ms in validator_overhead(args):
         rows.append(("validator", name, sec, ms, peak_rss_mib()))

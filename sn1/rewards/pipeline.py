@@ -10,7 +10,9 @@ copied from it. Penalty models compare with the challenge as the spec says,
 and see the reference in its place: the rouge penalty counts only challenge
 words the reference does not use, so an answer that names the topic the
 question named is not penalised for it, while an echo still is in full.
-source_copy compares with the task's material (`source=`).
+source_copy compares with the validator's material (`source=`: the task's own
+text and the public articles the completions quote, documents separated by
+text.SOURCE_SEPARATOR; see sn1.tasks.material).
 
 Isolation: whatever one completion does to a model (an exception, NaN, a
 value outside [0, 1], a size over MAX_COMPLETION_CHARS) it scores 0 for that
