@@ -198,6 +198,7 @@ STRATEGIES = {
     "phrase": lambda ch: "That is an excellent question! Let me think about it carefully and answer it.",
     "empty": lambda ch: "",
     "number_spam": _numbers_and_dates,
+    "constant_guess": lambda ch: "The answer is 1.",   # the most frequent maths answer, always
     # disguised pastes and look-ups: each defeats one naive rule
     "article_extract": _extract,
     "article_reworded": _reworded,

@@ -292,10 +292,11 @@ TASKS: dict[str, TaskDef] = {t.name: t for t in (
             "wiki", (_rouge("rouge-l", 0.5), RewardSpec("relevance", 0.5)), (_rouge("rouge-1", 0.5), _COPY),
             make_summarization, static_query=True),
     TaskDef("math", "get help solving a math problem", "the answer to the following math question", "math",
-            # No penalty, as spec §7: float_diff itself pays nothing for a number copied from
-            # the challenge, so the rouge penalty this seed added (which also cut honest
-            # answers that restate the problem) is gone.
-            (RewardSpec("float_diff", 1.0),), (), make_math,
+            # No rouge penalty, as spec §7: float_diff itself pays nothing for a number copied
+            # from the challenge, so the one this seed added (which also cut honest answers that
+            # restate the problem) is gone. The copy penalty stays: a pasted article whose last
+            # number happens to be the answer is not a solution.
+            (RewardSpec("float_diff", 1.0),), (_COPY,), make_math,
             static_query=True, static_reference=True),
     TaskDef("date_qa", "get help answering a specific date-based question",
             "the answer to the following date-based question", "wiki_dates",

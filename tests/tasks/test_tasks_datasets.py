@@ -190,3 +190,18 @@ def test_maths_problems_never_give_their_answer_away():
     for _ in range(150):
         ctx = ds.sample(rng)
         assert float_diff(ctx.extra["solution"], ctx.content) < 0.999, ctx.content
+
+
+def test_maths_answers_a_constant_guess_would_win_are_refused():
+    """'The answer is 1.' to every problem must not pay: 1, 2, 0, 6 and -1 are the most frequent answers."""
+    import random
+
+    from sn1.datasets.maths import GUESSABLE, MathProblems
+    from sn1.rewards.numeric import float_diff
+
+    ds = MathProblems()
+    rng = random.Random(11)
+    answers = [ds.sample(rng).extra["solution"] for _ in range(300)]
+    assert not [a for a in answers if float(a) in GUESSABLE]
+    for guess in ("The answer is 1.", "0", "It is 2!", "6", "-1"):
+        assert max(float_diff(a, guess) for a in answers) < 0.01, guess
