@@ -9,12 +9,17 @@ too (``sn1.tasks.material``).
 
     index = quote_index(tokenize)            # built once per process (~1 s)
     index.quoted("Frédéric François Chopin was a Polish composer ...")   # -> [article dict, ...]
+    index.about("composer Chopin Polish Romantic a was pianist ...")     # the same, reordered
 
 Words come from ``tokenize`` (the validator passes the rewards' tokenizer, so
 the index and the `source_copy` penalty read a text alike; the default is
-lower-cased runs of Unicode letters and digits); a text quotes an article when they share at least ``min_shared``
-distinct word 5-grams that occur in at most ``MAX_ARTICLES_PER_GRAM`` articles
-(set phrases every article uses do not point at one).
+lower-cased runs of Unicode letters and digits). A text *quotes* an article
+when they share at least ``MIN_SHARED`` distinct word 5-grams that occur in at
+most ``MAX_ARTICLES_PER_GRAM`` articles (set phrases every article uses do not
+point at one). A text is *about* the article holding most of its rare words
+(idf-weighted): that finds the article behind a paste whose phrasing was
+edited away (words dropped, shuffled or misspelt), which shares no 5-gram.
+Only the first MAX_TEXT_CHARS characters of a text are looked up.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from .wiki_offline import articles
 GRAM = 5
 MAX_ARTICLES_PER_GRAM = 3     # a 5-gram in more articles is a set phrase, not a quote
 MIN_SHARED = 3                # distinct shared 5-grams before a text counts as quoting an article
-MAX_TEXT_WORDS = 50_000       # a longer text is looked up by its first words (the rest still scored)
+MAX_TEXT_CHARS = 400_000      # a longer text is looked up by its beginning (all of it is still scored)
 # `about`: words in at most this share of the articles (or RARE_MAX_ARTICLES) say what a text is about
 RARE_MAX_SHARE = 0.01
 RARE_MAX_ARTICLES = 3
@@ -78,7 +83,7 @@ class QuoteIndex:
 
     def quoted(self, text: str, limit: int = 3, min_shared: int = MIN_SHARED) -> list[dict]:
         """Up to `limit` articles sharing the most (at least `min_shared`) distinct 5-grams with `text`."""
-        grams = gram_hashes(self.tokenize(text)[:MAX_TEXT_WORDS])
+        grams = gram_hashes(self.tokenize(text[:MAX_TEXT_CHARS]))
         if not len(grams) or not len(self.hashes):
             return []
         lo = np.searchsorted(self.hashes, grams, side="left")
@@ -96,7 +101,7 @@ class QuoteIndex:
         """Up to `limit` articles whose rare words `text` uses most (idf-weighted), for texts
         whose phrasing was edited away: at least ABOUT_MIN_SHARE of the text's rare-word weight."""
         post = self._postings()
-        seen = {w for w in self.tokenize(text)[:MAX_TEXT_WORDS] if w in post}
+        seen = {w for w in self.tokenize(text[:MAX_TEXT_CHARS]) if w in post}
         if not seen:
             return []
         weight: dict[int, float] = {}

@@ -6,8 +6,12 @@ own grounding text plus every offline-encyclopedia article a completion of the
 step quotes (sn1.datasets.quotes): the encyclopedia is public, so pasting a
 *related* article ("who is Chopin?" answered with Chopin's article when the task
 was built from one on his Nocturnes) is copying as much as pasting the source.
-An answer written anew shares few 5-grams with any article, so adding articles
-costs it nothing.
+A long completion also brings the article it is *about* (its rare words), so a
+paste with its phrasing edited away meets `source_copy`'s word-reuse measure.
+Each article is one document of the source (separated by SOURCE_SEPARATOR):
+word reuse is judged per document. An answer written anew shares few 5-grams
+with any article and takes well under the free share of its words from one,
+so adding articles costs it nothing (measured: benchmarks/incentive.py).
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def test_case_punctuation_and_unicode_do_not_hide_a_quote(index):
 
 
 def test_huge_texts_are_looked_up_quickly(index):
-    text = ("zebra " * 200_000) + DOCS[0]["extract"]   # 1.2 MB; the quote is past MAX_TEXT_WORDS
+    text = ("zebra " * 200_000) + DOCS[0]["extract"]   # 1.2 MB; the quote is past MAX_TEXT_CHARS
     assert index.quoted(text) == []
     assert [d["title"] for d in index.quoted(DOCS[0]["extract"] + " zebra" * 200_000)] == ["Owl"]
 
