@@ -125,6 +125,15 @@ def _numbers_and_dates(ch: str) -> str:
             f"01/01/2000, 12/31/1999. The answer is {tail}")
 
 
+def _generic(ch: str) -> str:
+    """Answer-shaped prose around the challenge's keywords, with nothing in it."""
+    k = (keywords(ch) + ["this", "it", "that"])[:3]
+    return (f"Great question about {k[0]}. In short, {k[0]} is an important subject, and {k[1]} is closely "
+            f"related to {k[2]}. Experts generally agree that {k[0]} matters for several reasons: it shapes "
+            f"how we understand {k[1]}, it has a long history, and it continues to influence {k[2]} today. "
+            f"To summarise, {k[0]} is best understood through {k[1]} and {k[2]}.")
+
+
 def _sentences(text: str) -> list[str]:
     return [x for x in re.split(r"(?<=[.!?])\s+", text) if x.strip()]
 
@@ -199,6 +208,7 @@ STRATEGIES = {
     "empty": lambda ch: "",
     "number_spam": _numbers_and_dates,
     "constant_guess": lambda ch: "The answer is 1.",   # the most frequent maths answer, always
+    "generic_filler": _generic,
     # disguised pastes and look-ups: each defeats one naive rule
     "article_extract": _extract,
     "article_reworded": _reworded,

@@ -92,7 +92,7 @@ REWARD_MODELS: dict[str, BatchModel] = {
     "diff": _per_completion(text.diff),
     "float_diff": _per_completion(numeric.float_diff),
     "date": _per_completion(date_model.date),
-    "source_copy": _per_completion(text.source_copy),
+    "source_copy": _per_completion(text.source_copy, ("min_words",)),
 }
 # Penalty models compared with the task's grounding material (`score(..., source=)`) instead of
 # the challenge; they see the challenge as text that may be repeated freely.

@@ -197,11 +197,11 @@ def _as_in(doc: _Doc, word: str) -> str:
     return hit or word
 
 
-def _reuse(doc: _Doc, words: list[str], asked: frozenset[str]) -> float:
+def _reuse(doc: _Doc, words: list[str], asked: frozenset[str], min_words: int = REUSE_MIN_WORDS) -> float:
     from collections import Counter
 
     words = [w for w in words[:REUSE_MAX_WORDS] if w not in asked and w not in FUNCTION_WORDS]
-    if len(words) < REUSE_MIN_WORDS:
+    if len(words) < max(1, min_words):
         return 0.0
     return sum((Counter(_as_in(doc, w) for w in words) & doc.counts).values()) / len(words)
 
@@ -230,7 +230,7 @@ def _ramp(value: float, free: float, full: float) -> float:
     return min(1.0, max(0.0, (value - free) / (full - free)))
 
 
-def source_copy(source: str, completion: str, challenge: str = "") -> float:
+def source_copy(source: str, completion: str, challenge: str = "", min_words: int = REUSE_MIN_WORDS) -> float:
     """The larger of two penalties for reusing `source` (the validator's material: documents
     separated by SOURCE_SEPARATOR), 0 without a source:
 
@@ -238,7 +238,8 @@ def source_copy(source: str, completion: str, challenge: str = "") -> float:
       completion's word 5-grams copied from the source that are not in `challenge`
       (0 under 5 words);
     * words: clip((reuse - REUSE_FREE) / (REUSE_FULL - REUSE_FREE)), reuse = the largest
-      `word_reuse` of one document (0 under REUSE_MIN_WORDS words outside the challenge).
+      `word_reuse` of one document (0 under `min_words` content words, REUSE_MIN_WORDS unless
+      the task says otherwise: date_qa judges from 10, as a date needs no words of the article).
 
     The reference is not exempt: it was written from the source, so it quotes it, but
     no miner sees the source; an answer written anew shares few 5-grams with it."""
@@ -249,8 +250,8 @@ def source_copy(source: str, completion: str, challenge: str = "") -> float:
     grams = [tuple(words[i:i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)]
     share = sum(1 for g in grams if g in copied) / len(grams)
     phrasing = _ramp(share, COPY_FREE, COPY_FULL)
-    if phrasing >= 1.0 or len(words) < REUSE_MIN_WORDS:
+    if phrasing >= 1.0 or len(words) < min_words:
         return phrasing
     asked = _words_of(challenge)
-    reuse = max(_reuse(have, words, asked) for have in _documents(source))
+    reuse = max(_reuse(have, words, asked, min_words) for have in _documents(source))
     return max(phrasing, _ramp(reuse, REUSE_FREE, REUSE_FULL))

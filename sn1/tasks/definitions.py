@@ -283,6 +283,10 @@ def _rouge(ngram: str, weight: float) -> RewardSpec:
 # Pasting the task's own material (the offline encyclopedia is public) is copying, not
 # answering: r *= 1 - share of the completion's 5-grams copied from it (sn1.rewards.text).
 _COPY = RewardSpec("source_copy", 1.0)
+# A date answer needs no words of the article beyond the date: ten content words (not in the
+# question) that one article holds are a pasted snippet, e.g. the article with every 4th word
+# dropped, short enough to keep the date rule's credit.
+_COPY_DATE = RewardSpec("source_copy", 1.0, {"min_words": 10})
 
 
 TASKS: dict[str, TaskDef] = {t.name: t for t in (
@@ -301,7 +305,7 @@ TASKS: dict[str, TaskDef] = {t.name: t for t in (
     TaskDef("date_qa", "get help answering a specific date-based question",
             "the answer to the following date-based question", "wiki_dates",
             # the copy penalty: the two sentences of the article around the date, pasted, are not an answer
-            (RewardSpec("date", 1.0),), (_COPY,), make_date_qa, static_query=True, static_reference=True),
+            (RewardSpec("date", 1.0),), (_COPY_DATE,), make_date_qa, static_query=True, static_reference=True),
     TaskDef("debugging", "get help debugging a piece of code", "the bug in the following code found and fixed",
             "code", (RewardSpec("diff", 1.0),), (), make_debugging, static_query=True, static_reference=True),
     TaskDef("generic_instruction", "get help with a request", "a complete answer to the following request",

@@ -38,8 +38,10 @@ def copy_source(task: Task, completions: list[str]) -> str:
     """The text `source_copy` compares completions with (blocking: a thread). "" without a source
     model; the task's own content only when the offline encyclopedia is not installed."""
     own = task.context.content if task.context else ""
-    if not any(p.name == "source_copy" for p in task.penalties):
+    copies = [p for p in task.penalties if p.name == "source_copy"]
+    if not copies:
         return own
+    min_words = min(int(p.options.get("min_words", REUSE_MIN_WORDS)) for p in copies)
     try:
         index = _index()
     except DatasetError as e:
@@ -48,7 +50,7 @@ def copy_source(task: Task, completions: list[str]) -> str:
     parts, seen = [own], {own.strip()}
     for completion in completions:
         found = index.quoted(completion or "", limit=QUOTES_PER_COMPLETION)
-        if len((completion or "").split()) >= REUSE_MIN_WORDS:   # phrasing edited away, words kept
+        if len((completion or "").split()) >= min_words:   # phrasing edited away, words kept
             found += index.about(completion)
         for doc in found:
             text = doc["extract"].strip()

@@ -173,3 +173,24 @@ def test_copy_source_adds_the_article_a_long_edited_paste_is_about():
     source = copy_source(task, [edited])
     assert chopin in source.split("\f")
     assert score(task.rewards, task.penalties, task.reference, task.challenge, [edited], source).total == [0.0]
+
+
+def test_date_answers_keep_credit_a_short_snippet_of_the_article_does_not():
+    toyota = _article("Toyota")["extract"]
+    assert "August 28, 1937" in toyota
+    challenge = "what's the exact date Toyota was founded by Kiichiro Toyoda and incorporated? asap pls"
+    task = _task("date_qa", "Toyota was founded by Kiichiro Toyoda and incorporated", challenge, "August 28, 1937")
+    snippet = " ".join(w for i, w in enumerate(toyota.split()[:48]) if i % 4 != 3)   # 4th words dropped
+    answers = [
+        "August 28, 1937.",
+        "Sure! Toyota was founded by Kiichiro Toyoda and officially incorporated on August 28, 1937. "
+        "Let me know if you need anything else.",
+        "Toyota Motor Corporation was founded by Kiichiro Toyoda and incorporated on August 28, 1937, in "
+        "Koromo, Aichi, Japan, as a spin-off from his father's company, Toyoda Automatic Loom Works.",
+    ]
+    comps = [snippet, *answers]
+    result = score(task.rewards, task.penalties, task.reference, task.challenge, comps, copy_source(task, comps))
+    assert result.models["penalty:source_copy"].raw[0] == 1.0 and result.total[0] == 0.0
+    assert result.models["penalty:source_copy"].raw[1:] == [0.0, 0.0, 0.0]
+    # the date rule's focus alone: full credit to 20 words, 22 words -> (45 - 22) / 25
+    assert result.total[1] == 1.0 and result.total[2] == pytest.approx(23 / 25) and result.total[3] > 0.3
