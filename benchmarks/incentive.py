@@ -34,6 +34,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -469,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the summaries here")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # SIGTERM (a killed benchmark) unwinds like Ctrl-C, so run_seed's `finally` stops the miners
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out = {}
     if args.replay:
         for d in args.replay:
