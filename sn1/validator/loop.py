@@ -22,7 +22,7 @@ import numpy as np
 from .. import __spec_version__, __version__
 from ..chain import Chain, ChainError, Metagraph, connect, load_wallet
 from ..config import expand, get
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from . import inference
 from . import scores as scores_mod
 from . import state as state_mod
@@ -288,8 +288,12 @@ def _score_step(task, completions: list[str]):
     from ..rewards import score
     from ..tasks.material import copy_source
 
-    return score(task.rewards, task.penalties, task.reference, task.challenge, completions,
-                 copy_source(task, completions))
+    try:
+        source = copy_source(task, completions)
+    except Exception as e:   # a lookup must never cost the step: fall back to the task's own text
+        log.warning("quoted articles not looked up: %s", one_line(e))
+        source = task.context.content if task.context else ""
+    return score(task.rewards, task.penalties, task.reference, task.challenge, completions, source)
 
 
 def status_counts(statuses) -> str:

@@ -127,3 +127,24 @@ def test_step_line_counts_every_status():
     line = _summary({"step": 7, "task": "qa", "rewards": [0.5, 0.0], "status": ["ok", "timeout"],
                      "step_time": 3.25})
     assert line == "step 7 qa: 2 miners (1 ok, 1 timeout), mean reward 0.250, max 0.500, 3.2s"
+
+
+def test_a_failing_material_lookup_does_not_cost_the_step(monkeypatch, caplog):
+    """The quoted-article lookup falls back to the task's own text; the step is still scored."""
+    import sn1.tasks.material as material
+    from sn1.datasets import Context
+    from sn1.rewards.spec import RewardSpec
+    from sn1.tasks.base import Task
+    from sn1.validator.loop import _score_step
+
+    def broken(task, completions):
+        raise RuntimeError("index\nbroken")
+
+    monkeypatch.setattr(material, "copy_source", broken)
+    own = "the quick brown fox jumps over the lazy dog every single morning"
+    task = Task("qa", "", "", "", "a fox jumps", "what does the fox do?", {}, Context("t", "t", "t", own),
+                [RewardSpec("rouge", 1.0, {"ngram": "rouge-1"})], [RewardSpec("source_copy", 1.0)])
+    result = _score_step(task, [own, "a fox jumps"])
+    assert result.models["penalty:source_copy"].raw == [1.0, 0.0]   # the task's own text was used
+    assert result.total[0] == 0.0 and result.total[1] > 0.5
+    assert "quoted articles not looked up: index broken" in caplog.text
