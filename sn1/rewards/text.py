@@ -146,7 +146,7 @@ COPY_FULL = 0.7  # copying this share (or more) of a completion's 5-grams is a f
 # words, words shuffled within sentences) still takes nearly all its words from one document.
 SOURCE_SEPARATOR = "\f"   # separates a source's documents; word reuse is judged per document
 # Words are content words: not in the challenge, not FUNCTION_WORDS (every article has "the").
-REUSE_MIN_WORDS = 20      # a shorter answer naturally uses mostly its topic's words
+REUSE_MIN_WORDS = 15      # a shorter answer naturally uses mostly its topic's words
 REUSE_FREE = 0.75         # measured: SmolLM2's answers <= 0.32, LLM references written *with* the source <= 0.80
 REUSE_FULL = 0.95         # a pasted text keeps ~1.0 whatever its order, typos included
 
