@@ -30,6 +30,7 @@ import difflib
 import functools
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 NGRAMS = ("rouge-1", "rouge-l")
@@ -85,8 +86,6 @@ def rouge(reference: str, completion: str, ngram: str = "rouge-1", challenge: st
 
 def _rouge_1(target: list[str], prediction: list[str]) -> float:
     # rouge-score's _score_ngrams on unigrams: clipped counts
-    from collections import Counter
-
     from rouge_score import scoring
 
     t, p = Counter(target), Counter(prediction)
@@ -153,15 +152,19 @@ REUSE_FULL = 0.95         # a pasted text keeps ~1.0 whatever its order, typos i
 
 def word_reuse(document: str, completion: str, challenge: str = "") -> float:
     """The share of the completion's content words (clipped counts; words of the challenge and
-    FUNCTION_WORDS left out) that
-    `document` contains, a word within one edit (a letter dropped, added, changed, or two
-    swapped; words of FUZZY_MIN_LETTERS letters or more) counting as the document's word;
-    0 below REUSE_MIN_WORDS such words. The first REUSE_MAX_WORDS words are judged."""
-    return _reuse(_documents(document)[0], tokens(completion), _words_of(challenge))
+    FUNCTION_WORDS left out) that `document` contains, a word within one edit (a letter
+    dropped, added, changed, or two swapped; words of FUZZY_MIN_LETTERS letters or more)
+    counting as the document's word; 0 below REUSE_MIN_WORDS such words. The first
+    REUSE_MAX_WORDS content words are judged."""
+    content = _content_words(tokens(completion), _words_of(challenge))
+    return _reuse(_documents(document)[0], content, Counter(content))
 
 
 FUZZY_MIN_LETTERS = 4       # shorter words match exactly only (one edit turns "cat" into "hat")
-REUSE_MAX_WORDS = 5000      # longer texts are judged on their first words (copies are caught by 5-grams)
+REUSE_MAX_WORDS = 1000      # longer texts are judged on their first words (copies are caught by 5-grams)
+# Typos are looked for only when the exact words already reach this share: far from a paste,
+# they could not lift the share to REUSE_FREE, and a text of many odd words costs no search.
+FUZZY_FROM = REUSE_FREE / 2
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,6 @@ def _deletions(word: str) -> set[str]:
 
 
 def _doc(text: str) -> _Doc:
-    from collections import Counter
-
     counts = Counter(tokens(text))
     near: dict[str, str] = {}
     for w in counts:
@@ -197,13 +198,24 @@ def _as_in(doc: _Doc, word: str) -> str:
     return hit or word
 
 
-def _reuse(doc: _Doc, words: list[str], asked: frozenset[str], min_words: int = REUSE_MIN_WORDS) -> float:
-    from collections import Counter
+def _content_words(words: list[str], asked: frozenset[str]) -> list[str]:
+    out = []
+    for w in words:
+        if w not in asked and w not in FUNCTION_WORDS:
+            out.append(w)
+            if len(out) == REUSE_MAX_WORDS:
+                break
+    return out
 
-    words = [w for w in words[:REUSE_MAX_WORDS] if w not in asked and w not in FUNCTION_WORDS]
-    if len(words) < max(1, min_words):
+
+def _reuse(doc: _Doc, content: list[str], bag: "Counter[str]", min_words: int = REUSE_MIN_WORDS) -> float:
+    """`content`: the completion's content words (`bag` their counts)."""
+    if not content or len(content) < min_words:
         return 0.0
-    return sum((Counter(_as_in(doc, w) for w in words) & doc.counts).values()) / len(words)
+    exact = sum((bag & doc.counts).values()) / len(content)
+    if exact < FUZZY_FROM or exact >= 1.0:
+        return exact
+    return sum((Counter(_as_in(doc, w) for w in content) & doc.counts).values()) / len(content)
 
 
 # One step scores many completions against the same source and challenge: tokenize those once.
@@ -252,6 +264,7 @@ def source_copy(source: str, completion: str, challenge: str = "", min_words: in
     phrasing = _ramp(share, COPY_FREE, COPY_FULL)
     if phrasing >= 1.0 or len(words) < min_words:
         return phrasing
-    asked = _words_of(challenge)
-    reuse = max(_reuse(have, words, asked, min_words) for have in _documents(source))
+    content = _content_words(words, _words_of(challenge))
+    bag = Counter(content)
+    reuse = max(_reuse(doc, content, bag, min_words) for doc in _documents(source))
     return max(phrasing, _ramp(reuse, REUSE_FREE, REUSE_FULL))
