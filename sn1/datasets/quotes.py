@@ -81,9 +81,13 @@ class QuoteIndex:
     def __len__(self) -> int:
         return len(self.hashes)
 
-    def quoted(self, text: str, limit: int = 3, min_shared: int = MIN_SHARED) -> list[dict]:
+    def words_of(self, text: str) -> list[str]:
+        """The words `quoted` and `about` read (tokenize once, pass to both)."""
+        return self.tokenize(text[:MAX_TEXT_CHARS])
+
+    def quoted(self, text: "str | list[str]", limit: int = 3, min_shared: int = MIN_SHARED) -> list[dict]:
         """Up to `limit` articles sharing the most (at least `min_shared`) distinct 5-grams with `text`."""
-        grams = gram_hashes(self.tokenize(text[:MAX_TEXT_CHARS]))
+        grams = gram_hashes(text if isinstance(text, list) else self.words_of(text))
         if not len(grams) or not len(self.hashes):
             return []
         lo = np.searchsorted(self.hashes, grams, side="left")
@@ -97,11 +101,11 @@ class QuoteIndex:
         return [self.docs[ids[j]] for j in best if counts[j] >= min_shared]
 
 
-    def about(self, text: str, limit: int = 1) -> list[dict]:
+    def about(self, text: "str | list[str]", limit: int = 1) -> list[dict]:
         """Up to `limit` articles whose rare words `text` uses most (idf-weighted), for texts
         whose phrasing was edited away: at least ABOUT_MIN_SHARE of the text's rare-word weight."""
         post = self._postings()
-        seen = {w for w in self.tokenize(text[:MAX_TEXT_CHARS]) if w in post}
+        seen = {w for w in (text if isinstance(text, list) else self.words_of(text)) if w in post}
         if not seen:
             return []
         weight: dict[int, float] = {}

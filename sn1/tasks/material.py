@@ -49,9 +49,10 @@ def copy_source(task: Task, completions: list[str]) -> str:
         return own
     parts, seen = [own], {own.strip()}
     for completion in completions:
-        found = index.quoted(completion or "", limit=QUOTES_PER_COMPLETION)
-        if len((completion or "").split()) >= min_words:   # phrasing edited away, words kept
-            found += index.about(completion)
+        words = index.words_of(completion or "")   # one tokenization for both lookups
+        found = index.quoted(words, limit=QUOTES_PER_COMPLETION)
+        if len(words) >= min_words:   # phrasing edited away, words kept
+            found += index.about(words)
         for doc in found:
             text = doc["extract"].strip()
             if text not in seen:

@@ -89,8 +89,10 @@ def test_invisible_characters_and_fullwidth_letters_do_not_disguise_a_copy():
     assert source_copy(SOURCE, soft) == 1.0
     full = "".join(chr(ord(c) + 0xFEE0) if "a" <= c <= "z" else c for c in SOURCE)   # ｔｈｅ ｑｕｉｃｋ ...
     assert tokens(full) == tokens(SOURCE) and source_copy(SOURCE, full) == 1.0
-    # an echo disguised so is still an echo: rouge counts no challenge word
-    assert rouge(REF, "\ufeff".join(CHALLENGE.split(" ")).replace("a", "a\u200d"), "rouge-1", CHALLENGE) == 0.0
+    # rouge reads a disguised text as the text: the reference with a zero-width joiner after
+    # every "a" and a BOM before every word still matches the reference in full (0 without removal)
+    disguised = REF.replace("a", "a\u200d").replace(" ", " \ufeff")
+    assert rouge(REF, disguised, "rouge-1") == 1.0 and rouge(REF, disguised, "rouge-l") == 1.0
     # real letters, accents and scripts are kept
     assert tokens("Ça va, 東京タワー! Łódź") == ["ça", "va", "東京タワー", "łódź"]
 
