@@ -7,6 +7,7 @@ benchmark can import them.)
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -16,10 +17,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_GIVEN: set[int] = set()
+_RANDOM = random.Random()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999          # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nothing listens on, for a server a test starts next.
+
+    Chosen below the kernel's ephemeral range: a port the kernel hands out (bind to 0) can be
+    taken by any outgoing connection between this call and the server's bind, which, under a
+    loaded CI machine, made a miner exit with "cannot listen". A port is never handed out
+    twice by one process, so two servers started together do not get the same one.
+    """
+    low, _high = _ephemeral_range()
+    lo, hi = (20000, low - 1) if low > 21000 else (1025, 0)
+    for _ in range(200 if hi else 0):
+        port = _RANDOM.randint(lo, hi)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    with socket.socket() as s:       # no room below the ephemeral range: let the kernel choose
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    _GIVEN.add(port)
+    return port
 
 
 def make_wallet(path, name: str, hotkey: str = "default"):
