@@ -17,8 +17,10 @@ class Recorder:
         self.produced: list[tuple[float, str, bool]] = []   # (time, piece, cancel already set)
         self.cancelled_at: float | None = None
         self.finished = threading.Event()
+        self.messages: list[list[dict]] = []                 # what the engine was asked
 
     def stream(self, messages, params, cancel=None):
+        self.messages.append(messages)
         cancel = cancel or threading.Event()
         try:
             for piece in self.inner.stream(messages, params, cancel):

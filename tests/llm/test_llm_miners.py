@@ -106,6 +106,18 @@ async def test_openai_miner_streams_the_exact_answer(subnet, openai_miner):
     assert r.completion == ANSWER       # newline and multi-byte characters intact end to end
 
 
+async def test_openai_miner_grounds_a_date_question_in_its_upstream_request(subnet, openai_miner, standin):
+    # The model behind the API gets the dated fact of the offline encyclopedia with the question.
+    _, uid, _, _ = openai_miner
+    question = "When was the Arab League formed in Cairo?"
+    [r] = await query_miners(subnet.validator, [subnet.neuron(uid)], ask(question),
+                             GenParams(max_tokens=100), timeout=10)
+    assert r.status == "ok", r.message
+    sent = standin.requests[-1]["body"]["messages"][-1]["content"]
+    assert sent == (f"{question}\n\nFact: The Arab League was formed in Cairo on 22 March 1945.\n"
+                    "Answer in one short sentence with the exact date.")
+
+
 @pytest.mark.parametrize("case,partial,reason", [
     ("auth", "", r"rejected the API key (HTTP 401)"),
     ("ratelimit", "", r"is rate limiting us (HTTP 429)"),
