@@ -20,11 +20,12 @@ model (a NaN stays NaN in "<key>_raw" so the log shows it), the reason is logged
 other completions and the step go on. Lone surrogates are replaced with
 U+FFFD before any model sees the text.
 
-Identical completions (same words, ignoring case and spacing, at least
-MIN_SHARED_WORDS of them) sent by several uids in one step share one reward:
-each gets total / copies. A cabal of sybils answering with one text earns
-what one miner would; short answers ("22 March 1945") that honest miners
-give alike are not shared.
+Completions that are one text (the same words, give or take a few: word
+3-grams shared, see `copies`; at least MIN_SHARED_WORDS words) sent by
+several uids in one step share one reward: each gets total / copies. A cabal
+of sybils answering with one text, each copy with its own nonce or edits,
+earns what one miner would; short answers ("22 March 1945") that honest
+miners give alike are not shared.
 
 `score()` is blocking CPU work (relevance runs a transformer): call it from a
 worker thread, e.g. `await asyncio.to_thread(score, ...)`.
@@ -49,7 +50,9 @@ log = logging.getLogger("sn1.rewards")
 
 WEIGHT_TOLERANCE = 1e-6
 MAX_COMPLETION_CHARS = 2 * 1024 * 1024   # longer completions are not scored (0 for every model)
-MIN_SHARED_WORDS = 10                    # identical completions this long share one reward
+MIN_SHARED_WORDS = 10                    # completions this long that are one text share one reward
+SHARED_OVERLAP = 0.6                     # ... when the 3-grams both hold are this share of the larger set
+SHARED_WINDOW_WORDS = 1000               # ... judged on the first this many words
 
 # A batch model: (reference, completions, options, challenge) -> (rewards, per-completion seconds).
 BatchModel = Callable[..., "tuple[list[float], list[float]]"]
@@ -92,7 +95,7 @@ REWARD_MODELS: dict[str, BatchModel] = {
     "diff": _per_completion(text.diff),
     "float_diff": _per_completion(numeric.float_diff),
     "date": _per_completion(date_model.date),
-    "source_copy": _per_completion(text.source_copy, ("min_words",)),
+    "source_copy": _per_completion(text.source_copy, ("min_words", "phrasing_min_words")),
 }
 # Penalty models compared with the task's grounding material (`score(..., source=)`) instead of
 # the challenge; they see the challenge as text that may be repeated freely.
@@ -237,18 +240,47 @@ def _penalty_exempt(reference: str) -> str:
     return reference + "\n" + " ".join(sorted(text.FUNCTION_WORDS))
 
 
-def copies(completions: list[str]) -> list[int]:
-    """For each completion, how many completions of the step are the same text (see MIN_SHARED_WORDS)."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, c in enumerate(completions):
-        words = c.casefold().split()
-        if len(words) >= MIN_SHARED_WORDS:
-            groups[" ".join(words)].append(i)
-    out = [1] * len(completions)
-    for members in groups.values():
-        for i in members:
-            out[i] = len(members)
-    return out
+def copies(completions: list[str], challenge: str = "") -> list[int]:
+    """For each completion, how many completions of the step are one text with it.
+
+    One text: at least MIN_SHARED_WORDS words each, and the word 3-grams both hold (words
+    as the rouge tokenizer reads them: case, punctuation, spacing, invisible and fullwidth
+    characters do not count; 3-grams of the challenge left out, so two answers that restate
+    the question alike are not one text for it) are at least SHARED_OVERLAP of the larger
+    set. A sybil's nonce word, a changed word or two, or its own closing line leaves two
+    pastes one text; two answers written apart share few 3-grams. Judged on the first
+    SHARED_WINDOW_WORDS words; groups are joined transitively.
+    """
+    asked = set(_trigrams(text.tokens(challenge)[:SHARED_WINDOW_WORDS])) if challenge else set()
+    grams: list[set | None] = []
+    for c in completions:
+        words = text.tokens(c)[:SHARED_WINDOW_WORDS]
+        grams.append(set(_trigrams(words)) - asked if len(words) >= MIN_SHARED_WORDS else None)
+    parent = list(range(len(completions)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(grams):
+        for j in range(i + 1, len(grams)):
+            b = grams[j]
+            if not a or not b:
+                continue
+            big = max(len(a), len(b))
+            # the size test first: most pairs are told apart without intersecting
+            if min(len(a), len(b)) >= SHARED_OVERLAP * big and len(a & b) >= SHARED_OVERLAP * big:
+                parent[root(j)] = root(i)
+    sizes = defaultdict(int)
+    for i in range(len(completions)):
+        sizes[root(i)] += 1
+    return [sizes[root(i)] for i in range(len(completions))]
+
+
+def _trigrams(words: list[str]):
+    return zip(words, words[1:], words[2:])
 
 
 def score(rewards: list[RewardSpec], penalties: list[RewardSpec], reference: str, challenge: str,
@@ -276,7 +308,7 @@ def score(rewards: list[RewardSpec], penalties: list[RewardSpec], reference: str
             m = _run(spec, True, challenge, scored, _penalty_exempt(reference), refused)
         step.models[m.key] = m
         step.total = [r * (1 - spec.weight * finite_or_zero(v)) for r, v in zip(step.total, m.raw)]
-    step.copies = copies(scored)
+    step.copies = copies(scored, challenge)
     step.total = [finite_or_zero(r) / n for r, n in zip(step.total, step.copies)]
     step.time = time.perf_counter() - t0
     return step

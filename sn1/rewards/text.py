@@ -242,13 +242,16 @@ def _ramp(value: float, free: float, full: float) -> float:
     return min(1.0, max(0.0, (value - free) / (full - free)))
 
 
-def source_copy(source: str, completion: str, challenge: str = "", min_words: int = REUSE_MIN_WORDS) -> float:
+def source_copy(source: str, completion: str, challenge: str = "", min_words: int = REUSE_MIN_WORDS,
+                phrasing_min_words: int = COPY_NGRAM) -> float:
     """The larger of two penalties for reusing `source` (the validator's material: documents
     separated by SOURCE_SEPARATOR), 0 without a source:
 
     * phrasing: clip((share - COPY_FREE) / (COPY_FULL - COPY_FREE)), share = the part of the
       completion's word 5-grams copied from the source that are not in `challenge`
-      (0 under 5 words);
+      (0 under `phrasing_min_words` words, 5 unless the task says otherwise: date_qa judges
+      from 20, as a one-sentence answer restating the event with its date shares the source
+      sentence's 5-grams around the date);
     * words: clip((reuse - REUSE_FREE) / (REUSE_FULL - REUSE_FREE)), reuse = the largest
       `word_reuse` of one document (0 under `min_words` content words, REUSE_MIN_WORDS unless
       the task says otherwise: date_qa judges from 10, as a date needs no words of the article).
@@ -258,10 +261,12 @@ def source_copy(source: str, completion: str, challenge: str = "", min_words: in
     words = tokens(completion)
     if not source or len(words) < COPY_NGRAM:
         return 0.0
-    copied = _copyable(source, challenge)
-    grams = [tuple(words[i:i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)]
-    share = sum(1 for g in grams if g in copied) / len(grams)
-    phrasing = _ramp(share, COPY_FREE, COPY_FULL)
+    phrasing = 0.0
+    if len(words) >= phrasing_min_words:
+        copied = _copyable(source, challenge)
+        grams = [tuple(words[i:i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)]
+        share = sum(1 for g in grams if g in copied) / len(grams)
+        phrasing = _ramp(share, COPY_FREE, COPY_FULL)
     if phrasing >= 1.0 or len(words) < min_words:
         return phrasing
     content = _content_words(words, _words_of(challenge))

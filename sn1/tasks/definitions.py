@@ -286,7 +286,10 @@ _COPY = RewardSpec("source_copy", 1.0)
 # A date answer needs no words of the article beyond the date: ten content words (not in the
 # question) that one article holds are a pasted snippet, e.g. the article with every 4th word
 # dropped, short enough to keep the date rule's credit.
-_COPY_DATE = RewardSpec("source_copy", 1.0, {"min_words": 10})
+# Its phrasing is judged from 20 words (the date rule's full-credit length): "The Treaty of
+# Tordesillas, signed in Tordesillas, Spain on 7 June 1494." restates the question with the
+# answer and so shares the source sentence's 5-grams around the date (0.6 penalty from 5 words).
+_COPY_DATE = RewardSpec("source_copy", 1.0, {"min_words": 10, "phrasing_min_words": 20})
 
 
 TASKS: dict[str, TaskDef] = {t.name: t for t in (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from sn1.chain.base import Hyperparams
 from sn1.rewards import REWARD_MODELS, RewardSpec, score
 from sn1.rewards import pipeline
-from sn1.rewards.pipeline import _per_completion, copies
+from sn1.rewards.pipeline import SHARED_WINDOW_WORDS, _per_completion, copies
 from sn1.rewards.relevance import MAX_WINDOWS, WINDOW_CHARS, windows
 from sn1.rewards.text import conciseness, length_words, rouge, source_copy, tokens, word_reuse
 from sn1.validator.weights import process_weights
@@ -79,6 +80,20 @@ def test_source_copy_by_hand():
     assert source_copy(SOURCE, "quick brown fox") == 0.0                    # under 5 words
     assert source_copy("", SOURCE) == 0.0                                   # no source
     assert source_copy(SOURCE, "") == 0.0
+
+
+def test_source_copy_phrasing_judged_from_a_task_given_length():
+    # date_qa: a one-sentence answer that restates the event with its date shares the source
+    # sentence's 5-grams around the date; judged only from `phrasing_min_words` words.
+    source = "The Treaty of Tordesillas, signed in Tordesillas, Spain on 7 June 1494, divided the new lands."
+    challenge = "Do you know on which day the Treaty of Tordesillas, signed in Tordesillas, Spain?"
+    answer = "The Treaty of Tordesillas, signed in Tordesillas, Spain on 7 June 1494."   # 12 words
+    # 8 five-grams, 4 not in the challenge and in the source: share 0.5 -> (0.5 - 0.2) / 0.5
+    assert source_copy(source, answer, challenge) == pytest.approx(0.6)
+    assert source_copy(source, answer, challenge, phrasing_min_words=20) == 0.0
+    # the source pasted (16 words, 12 five-grams, 4 of them the challenge's): judged from 16
+    assert source_copy(source, source, challenge, phrasing_min_words=16) == pytest.approx((8 / 12 - 0.2) / 0.5)
+    assert source_copy(source, source, challenge, phrasing_min_words=17) == 0.0
 
 
 def test_invisible_characters_and_fullwidth_letters_do_not_disguise_a_copy():
@@ -195,11 +210,70 @@ def test_unknown_rouge_ngram_is_a_spec_error():
 # ---------------------------------------------------------------- identical completions share
 def test_identical_completions_share_one_reward():
     long = "the cat sat on the mat and then it slept there all day long"   # 14 words
-    assert copies([long, long.upper() + "  ", "x", "x", long + " indeed"]) == [2, 2, 1, 1, 1]
+    assert copies([long, long.upper() + "  ", "x", "x", "a dog ran in the park and then it barked at every bird"]) \
+        == [2, 2, 1, 1, 1]
     step = score([RewardSpec("diff", 1.0)], [], long, "", [long, long, " ".join(long.split()), "x", "x"])
     assert step.total[:3] == pytest.approx([1 / 3] * 3)      # a cabal of three earns one reward
     assert step.total[3] == step.total[4] == pytest.approx(step.models["diff"].raw[3])   # short: not shared
     assert step.to_event()["reward_copies"] == [3, 3, 3, 1, 1]
+
+
+PASTE = ("the treaty of tordesillas was signed in the spanish town of tordesillas and it divided the "
+         "newly discovered lands outside europe between the portuguese empire and the crown of castile "
+         "along a meridian three hundred and seventy leagues west of the cape verde islands")   # 42 words, 40 3-grams
+
+
+def test_near_identical_completions_are_one_text():
+    # A sybil's nonce word: 40 of 42 3-grams shared (2 new) -> 40/42 >= 0.6
+    nonce = PASTE + " ref7731"
+    # one word changed in the middle: 3 of 40 3-grams differ -> 37/40
+    edited = PASTE.replace("divided", "split")
+    # its own closing line of 8 words: 40 shared of 48 -> 0.83
+    closing = PASTE + " i hope this helps you with your question"
+    # an answer written apart on the same subject shares almost no 3-grams
+    other = ("in 1494 spain and portugal agreed at tordesillas to split the new world along a line in "
+             "the atlantic so that lands west of it went to castile and lands east to portugal")
+    assert copies([PASTE, nonce, edited, closing, other]) == [4, 4, 4, 4, 1]
+    # half the text its own: 20 of 40 shared 3-grams... of the larger set (60): 0.33 -> apart
+    half = " ".join(PASTE.split()[:22]) + " " + other
+    assert copies([PASTE, half]) == [1, 1]
+    # invisible characters and fullwidth letters do not make a copy another text
+    disguised = PASTE.replace("a", "a\u200b").replace("t", "\uff54")
+    assert copies([PASTE, disguised]) == [2, 2]
+
+
+def test_restating_the_challenge_alike_is_not_one_text():
+    # Two short answers that restate the question the same way and add different content:
+    # the challenge's 3-grams are left out, what remains differs.
+    challenge = "when was the treaty of tordesillas signed in tordesillas spain by the two crowns"
+    a = "the treaty of tordesillas signed in tordesillas spain by the two crowns dates from june 1494"
+    b = "the treaty of tordesillas signed in tordesillas spain by the two crowns was agreed in the summer"
+    assert copies([a, b]) == [2, 2]                # without the challenge they would share a reward
+    assert copies([a, b], challenge) == [1, 1]
+
+
+def test_copies_are_joined_transitively_and_bounded():
+    # a ~ b and b ~ c join all three, though a and c alone are apart
+    words = PASTE.split()
+    a = " ".join(words)
+    b = " ".join(words[:30] + ["zz%d" % i for i in range(8)])
+    # a, b: 28 shared of 40 (0.7); b, c: 16 + 6 shared of 36 (0.61); a, c: 16 of 40 (0.4)
+    c = " ".join(words[:18] + ["zz%d" % i for i in range(8)] + ["yy%d" % i for i in range(6)])
+    assert copies([a, c]) == [1, 1]
+    assert copies([a, b, c]) == [3, 3, 3]
+    # only the first SHARED_WINDOW_WORDS words are read: a shared 1,000-word head is one text
+    head = " ".join(f"w{i}" for i in range(SHARED_WINDOW_WORDS))
+    assert copies([head + " tail one " * 3000, head + " other end " * 3000]) == [2, 2]
+
+
+def test_copies_of_fifty_large_completions():
+    # 50 completions of 5,000 words (1 MB in all): all apart, and each 3-gram set is cut to the
+    # window (its cost is in benchmarks/scoring.py)
+    rnd = random.Random(0)
+    vocab = [f"w{i}" for i in range(5000)]
+    big = [" ".join(rnd.choices(vocab, k=5000)) for _ in range(50)]
+    assert copies(big) == [1] * 50
+    assert copies(big + [big[7] + " nonce"]) == [1] * 7 + [2] + [1] * 42 + [2]
 
 
 # ---------------------------------------------------------------- weights

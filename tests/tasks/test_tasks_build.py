@@ -28,7 +28,7 @@ EXPECTED_REWARDS = {
     "summarization": ([RewardSpec("rouge", 0.5, {"ngram": "rouge-l"}), RewardSpec("relevance", 0.5)],
                       [RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("source_copy", 1.0)]),
     "math": ([RewardSpec("float_diff", 1.0)], [RewardSpec("source_copy", 1.0)]),
-    "date_qa": ([RewardSpec("date", 1.0)], [RewardSpec("source_copy", 1.0, {"min_words": 10})]),
+    "date_qa": ([RewardSpec("date", 1.0)], [RewardSpec("source_copy", 1.0, {"min_words": 10, "phrasing_min_words": 20})]),
     "debugging": ([RewardSpec("diff", 1.0)], []),
     "generic_instruction": ([RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("relevance", 0.5)], []),
 }
