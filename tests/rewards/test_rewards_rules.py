@@ -224,11 +224,11 @@ PASTE = ("the treaty of tordesillas was signed in the spanish town of tordesilla
 
 
 def test_near_identical_completions_are_one_text():
-    # A sybil's nonce word: 40 of 42 3-grams shared (2 new) -> 40/42 >= 0.6
+    # A sybil's nonce word: 40 of 42 3-grams shared (2 new) -> 0.95
     nonce = PASTE + " ref7731"
     # one word changed in the middle: 3 of 40 3-grams differ -> 37/40
     edited = PASTE.replace("divided", "split")
-    # its own closing line of 8 words: 40 shared of 48 -> 0.83
+    # its own closing line of 8 words: 40 shared of 48 -> 0.83 (>= SHARED_OVERLAP, 0.75)
     closing = PASTE + " i hope this helps you with your question"
     # an answer written apart on the same subject shares almost no 3-grams
     other = ("in 1494 spain and portugal agreed at tordesillas to split the new world along a line in "
@@ -245,20 +245,22 @@ def test_near_identical_completions_are_one_text():
 def test_restating_the_challenge_alike_is_not_one_text():
     # Two short answers that restate the question the same way and add different content:
     # the challenge's 3-grams are left out, what remains differs.
-    challenge = "when was the treaty of tordesillas signed in tordesillas spain by the two crowns"
-    a = "the treaty of tordesillas signed in tordesillas spain by the two crowns dates from june 1494"
-    b = "the treaty of tordesillas signed in tordesillas spain by the two crowns was agreed in the summer"
+    restated = ("the treaty of tordesillas signed in tordesillas spain by the two crowns of castile "
+                "and portugal to divide the new lands")                    # 20 words, 18 3-grams
+    challenge = f"when was {restated}?"
+    a = restated + " dates from june 1494"        # 18 of 22 3-grams shared: 0.82
+    b = restated + " was agreed that summer"
     assert copies([a, b]) == [2, 2]                # without the challenge they would share a reward
     assert copies([a, b], challenge) == [1, 1]
 
 
 def test_copies_are_joined_transitively_and_bounded():
-    # a ~ b and b ~ c join all three, though a and c alone are apart
+    # a ~ b and b ~ c join all three, though a and c alone are apart: three words edited
+    # change 9 of 40 3-grams (31/40 = 0.775 shared); six change 18 (22/40 = 0.55)
     words = PASTE.split()
     a = " ".join(words)
-    b = " ".join(words[:30] + ["zz%d" % i for i in range(8)])
-    # a, b: 28 shared of 40 (0.7); b, c: 16 + 6 shared of 36 (0.61); a, c: 16 of 40 (0.4)
-    c = " ".join(words[:18] + ["zz%d" % i for i in range(8)] + ["yy%d" % i for i in range(6)])
+    b = " ".join(f"x{i}" if i in (5, 15, 25) else w for i, w in enumerate(words))
+    c = " ".join(f"y{i}" if i in (10, 20, 30) else w for i, w in enumerate(b.split()))
     assert copies([a, c]) == [1, 1]
     assert copies([a, b, c]) == [3, 3, 3]
     # only the first SHARED_WINDOW_WORDS words are read: a shared 1,000-word head is one text
