@@ -1,7 +1,8 @@
 """Who earns the weight? A tournament of honest LLM work against no-LLM gaming miners.
 
 A sandbox subnet on this machine: one validator on the embedded LLM, one
-honest miner on the embedded LLM (llama.cpp SmolLM2), and miners that run no
+honest miner on the embedded LLM (llama.cpp SmolLM2, as `sn1 miner` runs it:
+date questions grounded in the offline encyclopedia), and miners that run no
 LLM at all, each playing one trick a gaming miner would try (see STRATEGIES).
 All are real processes talking signed HTTP on 127.0.0.1, as in `sn1 demo`.
 After ``--steps`` steps per seed it prints, per miner, the mean reward per
