@@ -101,17 +101,18 @@ class DateFacts:
 def grounded(messages: list[dict], fact: Fact) -> list[dict]:
     """The messages with the fact after the last user message (a new list; the input is kept).
 
-    After the question, with a request for a few words: of the wordings tried on 24 date
-    questions (SmolLM2, date rule and copy penalty), the fact above the question scored
-    0.06-0.31, after it with "one short sentence" 0.39-0.64, "the date only" 0.41, this one
-    0.74; the model otherwise restates the whole question or retells the fact, and an answer
-    past 20 words loses the date rule's credit.
+    After the question, with a request for one sentence. Wordings tried on date questions
+    (SmolLM2, the task's date rule and copy penalty; benchmarks/RESULTS.md): the fact above
+    the question 0.06-0.31; after it, "one short sentence with the exact date" 0.64-0.85,
+    "a few words with the exact date" 0.74-0.81 (lower in the live tournament), "the date
+    only" 0.41. Without a request the model restates the whole question or retells the fact,
+    and an answer past 20 words loses the date rule's credit.
     """
     out = [dict(m) for m in messages]
     for m in reversed(out):
         if m.get("role") == "user":
             m["content"] = (f"{m['content']}\n\nFact: {fact.event.rstrip(' .')} on {fact.date}.\n"
-                            f"Answer in a few words with the exact date.")
+                            f"Answer in one short sentence with the exact date.")
             break
     return out
 

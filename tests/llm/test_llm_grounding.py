@@ -73,7 +73,7 @@ def test_grounded_puts_the_fact_after_the_last_user_message_and_keeps_the_input(
             {"role": "assistant", "content": "A"}, {"role": "user", "content": "When?"}]
     out = grounded(msgs, Fact("T", "It happened.", "1 May 1900"))
     assert out[-1] == {"role": "user", "content": "When?\n\nFact: It happened on 1 May 1900.\n"
-                                                  "Answer in a few words with the exact date."}
+                                                  "Answer in one short sentence with the exact date."}
     assert out[:3] == msgs[:3] and msgs[-1]["content"] == "When?"
 
 

@@ -115,7 +115,7 @@ async def test_openai_miner_grounds_a_date_question_in_its_upstream_request(subn
     assert r.status == "ok", r.message
     sent = standin.requests[-1]["body"]["messages"][-1]["content"]
     assert sent == (f"{question}\n\nFact: The Arab League was formed in Cairo on 22 March 1945.\n"
-                    "Answer in a few words with the exact date.")
+                    "Answer in one short sentence with the exact date.")
 
 
 @pytest.mark.parametrize("case,partial,reason", [
