@@ -21,12 +21,12 @@ _GIVEN: set[int] = set()
 _RANDOM = random.Random()
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (where outgoing connections get theirs)."""
     try:
-        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-        return low, high
-    except (OSError, ValueError):
-        return 32768, 60999          # Linux's default
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768                 # Linux's default
 
 
 def free_port() -> int:
@@ -37,7 +37,7 @@ def free_port() -> int:
     loaded CI machine, made a miner exit with "cannot listen". A port is never handed out
     twice by one process, so two servers started together do not get the same one.
     """
-    low, _high = _ephemeral_range()
+    low = _ephemeral_low()
     lo, hi = (20000, low - 1) if low > 21000 else (1025, 0)
     for _ in range(200 if hi else 0):
         port = _RANDOM.randint(lo, hi)

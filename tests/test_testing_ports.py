@@ -2,11 +2,11 @@
 
 import socket
 
-from sn1.testing import _ephemeral_range, free_port
+from sn1.testing import _ephemeral_low, free_port
 
 
 def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range():
-    low, _ = _ephemeral_range()
+    low = _ephemeral_low()
     ports = [free_port() for _ in range(50)]
     assert len(set(ports)) == 50           # never handed out twice, even before anyone binds
     if low > 21000:
@@ -17,7 +17,7 @@ def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range():
 
 
 def test_a_port_in_use_is_not_handed_out():
-    low, _ = _ephemeral_range()
+    low = _ephemeral_low()
     held = []
     try:
         # Hold many ports of the range; free_port must skip every one of them.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
@@ -52,6 +53,11 @@ def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.casefold()) if not w.isdigit() or len(w) == 4}
 
 
+def _plain(text: str) -> str:
+    # fullwidth and other compatibility forms as their plain letters ("ＷＨＥＮ" is "WHEN")
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 class DateFacts:
     """Dated facts and the idf of their words; ``find`` answers in microseconds (160 facts)."""
 
@@ -75,7 +81,7 @@ class DateFacts:
 
     def find(self, question: str) -> Fact | None:
         """The fact a date question asks about, or None when none matches it clearly."""
-        head = question[:MAX_QUESTION_CHARS]
+        head = _plain(question[:MAX_QUESTION_CHARS])
         if not _DATE_QUESTION.search(head):
             return None
         asked = _words(head)

@@ -298,19 +298,21 @@ def score(rewards: list[RewardSpec], penalties: list[RewardSpec], reference: str
                for i, c in enumerate(completions) if len(c) > MAX_COMPLETION_CHARS}
     scored = [("" if i in refused else c) for i, c in enumerate(completions)]
     step = StepRewards(total=[0.0] * len(completions))
-    for spec in rewards:
-        m = _run(spec, False, reference, scored, challenge, refused)
-        step.models[m.key] = m
-        step.total = [r + spec.weight * finite_or_zero(v) for r, v in zip(step.total, m.raw)]
-    for spec in penalties:
-        if spec.name in SOURCE_MODELS:
-            m = _run(spec, True, source, scored, challenge, refused)
-        else:
-            # the reference's words are not held against a completion that repeats the challenge
-            m = _run(spec, True, challenge, scored, _penalty_exempt(reference), refused)
-        step.models[m.key] = m
-        step.total = [r * (1 - spec.weight * finite_or_zero(v)) for r, v in zip(step.total, m.raw)]
-    step.copies = copies(scored, challenge)
+    # rouge, source_copy and copies each read the completions' words: tokenize each text once
+    with text.tokenized_once():
+        for spec in rewards:
+            m = _run(spec, False, reference, scored, challenge, refused)
+            step.models[m.key] = m
+            step.total = [r + spec.weight * finite_or_zero(v) for r, v in zip(step.total, m.raw)]
+        for spec in penalties:
+            if spec.name in SOURCE_MODELS:
+                m = _run(spec, True, source, scored, challenge, refused)
+            else:
+                # the reference's words are not held against a completion that repeats the challenge
+                m = _run(spec, True, challenge, scored, _penalty_exempt(reference), refused)
+            step.models[m.key] = m
+            step.total = [r * (1 - spec.weight * finite_or_zero(v)) for r, v in zip(step.total, m.raw)]
+        step.copies = copies(scored, challenge)
     step.total = [finite_or_zero(r) / n for r, n in zip(step.total, step.copies)]
     step.time = time.perf_counter() - t0
     return step

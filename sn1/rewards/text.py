@@ -26,6 +26,8 @@ As a *penalty* (compared with the challenge itself) ROUGE is the plain one.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import functools
 import re
@@ -60,8 +62,30 @@ class UnicodeTokenizer:
 _TOKENIZER = UnicodeTokenizer()
 
 
+# One score() call reads each completion with several models (rouge, source_copy, and the
+# pipeline's copies check): inside `tokenized_once()` a text is tokenized once and the list
+# shared, so callers must not change the list they get.
+_STEP_TOKENS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("sn1_step_tokens", default=None)
+
+
 def tokens(text: str) -> list[str]:
-    return _TOKENIZER.tokenize(text)
+    cache = _STEP_TOKENS.get()
+    if cache is None:
+        return _TOKENIZER.tokenize(text)
+    words = cache.get(text)
+    if words is None:
+        words = cache[text] = _TOKENIZER.tokenize(text)
+    return words
+
+
+@contextlib.contextmanager
+def tokenized_once():
+    """Within this block (one thread), `tokens` of a text is computed once; freed on exit."""
+    token = _STEP_TOKENS.set({})
+    try:
+        yield
+    finally:
+        _STEP_TOKENS.reset(token)
 
 
 def rouge(reference: str, completion: str, ngram: str = "rouge-1", challenge: str = "") -> float:

@@ -34,10 +34,16 @@ def _index():
     return quote_index(tokens)   # read as source_copy reads: same words, same 5-grams
 
 
+def own_text(task: Task) -> str:
+    """The task's own grounding text ("" for tasks built without material)."""
+    return task.context.content if task.context else ""
+
+
 def copy_source(task: Task, completions: list[str]) -> str:
-    """The text `source_copy` compares completions with (blocking: a thread). "" without a source
-    model; the task's own content only when the offline encyclopedia is not installed."""
-    own = task.context.content if task.context else ""
+    """The text `source_copy` compares completions with (blocking: a thread): the task's own
+    text, plus the articles completions quote when the task has a source model and the offline
+    encyclopedia is installed."""
+    own = own_text(task)
     copies = [p for p in task.penalties if p.name == "source_copy"]
     if not copies:
         return own

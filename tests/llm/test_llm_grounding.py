@@ -42,7 +42,7 @@ def test_every_offline_date_question_finds_its_own_fact(facts):
 @pytest.mark.parametrize("question", [
     "When was the Arab League formed in Cairo? I need the exact day.",
     "hey!! when exactly was the arab league formed in cairo??? thanks",
-    "ＷＨＥＮ was the Arab League formed in Cairo?".replace("ＷＨＥＮ", "When"),
+    "ＷＨＥＮ was the Ａｒａｂ Ｌｅａｇｕｅ formed in Cairo?",          # fullwidth letters
 ])
 def test_a_reworded_question_finds_its_fact(facts, question):
     assert facts.find(question).date == ARAB_LEAGUE

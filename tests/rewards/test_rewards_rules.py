@@ -15,6 +15,7 @@ import pytest
 from sn1.chain.base import Hyperparams
 from sn1.rewards import REWARD_MODELS, RewardSpec, score
 from sn1.rewards import pipeline
+from sn1.rewards import text as text_mod
 from sn1.rewards.pipeline import SHARED_WINDOW_WORDS, _per_completion, copies
 from sn1.rewards.relevance import MAX_WINDOWS, WINDOW_CHARS, windows
 from sn1.rewards.text import conciseness, length_words, rouge, source_copy, tokens, word_reuse
@@ -240,6 +241,30 @@ def test_near_identical_completions_are_one_text():
     # invisible characters and fullwidth letters do not make a copy another text
     disguised = PASTE.replace("a", "a\u200b").replace("t", "\uff54")
     assert copies([PASTE, disguised]) == [2, 2]
+
+
+def test_copies_of_empty_and_one_megabyte_completions():
+    mb = " ".join(["tordesillas"] + PASTE.split() * 4000)          # ~1 MB, 168,000 words
+    assert len(mb) > 1_000_000
+    assert copies(["", "", "  ", mb, mb + " nonce", "\udfff"]) == [1, 1, 1, 2, 2, 1]
+
+
+def test_one_step_tokenizes_each_text_once(monkeypatch):
+    # rouge (reward and penalty), source_copy and the copies check all read the completions'
+    # words; inside score() each distinct text goes through the tokenizer once.
+    seen = []
+    real = text_mod._TOKENIZER.tokenize
+    monkeypatch.setattr(text_mod._TOKENIZER, "tokenize", lambda t: seen.append(t) or real(t))
+    comps = [PASTE, PASTE + " nonce", "a short answer of a few words here and there ok"]
+    step = score([RewardSpec("rouge", 1.0, {"ngram": "rouge-1"})],
+                 [RewardSpec("rouge", 0.5, {"ngram": "rouge-1"}), RewardSpec("source_copy", 1.0)],
+                 "the treaty divided the new lands", "when was the treaty signed?", comps, source=PASTE)
+    assert step.copies == [2, 2, 1]
+    assert all(seen.count(c) == 1 for c in comps)
+    assert text_mod._STEP_TOKENS.get() is None          # the cache is gone after the step
+    seen.clear()
+    tokens(PASTE), tokens(PASTE)
+    assert seen.count(PASTE) == 2                        # outside a step nothing is kept
 
 
 def test_restating_the_challenge_alike_is_not_one_text():

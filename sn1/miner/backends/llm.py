@@ -147,8 +147,7 @@ class RequestLog:
     def log(self, messages, completion: str, n_pieces: int, latency: float, status: str) -> None:
         import queue
 
-        prompt = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
-        record = {"latency": latency, "prompt": prompt, "completion": completion,
+        record = {"latency": latency, "prompt": last_question(messages), "completion": completion,
                   "n_tokens": n_pieces, "status": status}
         try:
             self._queue.put_nowait(record)
