@@ -80,7 +80,11 @@ def tokens(text: str) -> list[str]:
 
 @contextlib.contextmanager
 def tokenized_once():
-    """Within this block (one thread), `tokens` of a text is computed once; freed on exit."""
+    """Within this block (one thread), `tokens` of a text is computed once; freed on exit.
+    Nested blocks share the outer one's (the validator's article lookup, then score())."""
+    if _STEP_TOKENS.get() is not None:
+        yield
+        return
     token = _STEP_TOKENS.set({})
     try:
         yield

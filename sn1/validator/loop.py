@@ -286,14 +286,16 @@ def _score_step(task, completions: list[str]):
     """Rewards of one step (blocking: a worker thread). `source_copy` compares with the task's
     material and the public articles the completions quote (sn1.tasks.material)."""
     from ..rewards import score
+    from ..rewards.text import tokenized_once
     from ..tasks.material import copy_source, own_text
 
-    try:
-        source = copy_source(task, completions)
-    except Exception as e:   # a lookup must never cost the step: fall back to the task's own text
-        log.warning("quoted articles not looked up: %s", one_line(e))
-        source = own_text(task)
-    return score(task.rewards, task.penalties, task.reference, task.challenge, completions, source)
+    with tokenized_once():   # the article lookup and the rewards read the same words
+        try:
+            source = copy_source(task, completions)
+        except Exception as e:   # a lookup must never cost the step: fall back to the task's own text
+            log.warning("quoted articles not looked up: %s", one_line(e))
+            source = own_text(task)
+        return score(task.rewards, task.penalties, task.reference, task.challenge, completions, source)
 
 
 def status_counts(statuses) -> str:

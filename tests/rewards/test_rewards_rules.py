@@ -265,6 +265,13 @@ def test_one_step_tokenizes_each_text_once(monkeypatch):
     seen.clear()
     tokens(PASTE), tokens(PASTE)
     assert seen.count(PASTE) == 2                        # outside a step nothing is kept
+    # a block around score() (the validator's lookup, then the rewards) keeps one cache
+    seen.clear()
+    with text_mod.tokenized_once():
+        tokens(PASTE)
+        score([RewardSpec("rouge", 1.0, {"ngram": "rouge-1"})], [], "the treaty", "", [PASTE])
+        assert text_mod._STEP_TOKENS.get() is not None
+    assert seen.count(PASTE) == 1 and text_mod._STEP_TOKENS.get() is None
 
 
 def test_restating_the_challenge_alike_is_not_one_text():
