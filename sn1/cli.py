@@ -13,7 +13,7 @@ import sys
 
 from . import __version__
 from .config import OneLineErrorParser
-from .errors import UsageError
+from .errors import run
 
 COMMANDS = [
     ("sandbox", "sn1.chain.cli"),
@@ -41,46 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         mod.add_parser(sub)
     return parser
-
-
-def run(func, args) -> int:
-    """Run a command function; bad input becomes one line on stderr and exit 2."""
-    _printable_streams()
-    try:
-        rc = func(args)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # `sn1 ... | head`: the reader left; say nothing more.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except Exception as e:
-        # A failure nobody foresaw (a peer, the disk, a bug): one line, unless the user asked
-        # for details with --logging.debug / --logging.trace.
-        flat = vars(args) if hasattr(args, "__dict__") else {}
-        if flat.get("logging.debug") or flat.get("logging.trace"):
-            raise
-        from .errors import one_line
-
-        print(f"error: {type(e).__name__}: {one_line(e, 500)} (--logging.debug shows the traceback)",
-              file=sys.stderr)
-        return 1
-    return int(rc or 0)
-
-
-def _printable_streams() -> None:
-    # A miner's text printed to an ASCII terminal (LANG=C) or a pipe must never raise
-    # UnicodeEncodeError: characters the stream cannot encode are written as \\u escapes.
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(errors="backslashreplace")
-        except (AttributeError, ValueError):   # replaced by a test harness, or already closed
-            pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of scripts/client.py."""
-    from .cli import run as run_command
+    from .errors import run as run_command
 
     args = build_parser("client.py").parse_args(argv)
     return run_command(lambda a: run(nest(a)), args)

@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,12 @@ class Dataset:
     def valid(self, ctx: Context) -> bool:
         return bool(ctx.content.strip())
 
-    def sample(self, rng: random.Random) -> Context:
+    def sample(self, rng: random.Random, accept: Callable[[Context], bool] | None = None) -> Context:
+        """A valid candidate; ``accept`` lets the caller (a task) refuse candidates it cannot use."""
         start = time.perf_counter()
         for tries in range(1, self.max_tries + 1):
             ctx = self.draw(rng)
-            if ctx is not None and self.valid(ctx):
+            if ctx is not None and self.valid(ctx) and (accept is None or accept(ctx)):
                 ctx.stats.update(dataset=self.name, tries=tries,
                                  fetch_time=round(time.perf_counter() - start, 4))
                 return ctx
@@ -84,20 +86,20 @@ class WithFallback(Dataset):
         self._down_until = 0.0
         self._lock = threading.Lock()
 
-    def sample(self, rng: random.Random) -> Context:
+    def sample(self, rng: random.Random, accept: Callable[[Context], bool] | None = None) -> Context:
         with self._lock:
             down = time.monotonic() < self._down_until
         if down:
             reason = "live source skipped after a recent failure"
         else:
             try:
-                return self.live.sample(rng)
+                return self.live.sample(rng, accept)
             except DatasetError as e:
                 reason = str(e)
                 log.warning("%s: live material unavailable (%s); using offline material",
                             self.live.name, reason)
                 with self._lock:
                     self._down_until = time.monotonic() + self.cooldown
-        ctx = self.offline.sample(rng)
+        ctx = self.offline.sample(rng, accept)
         ctx.stats["fallback"] = reason
         return ctx

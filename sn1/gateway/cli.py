@@ -224,7 +224,7 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python neurons/gateway.py`."""
-    from ..cli import run as run_command
+    from ..errors import run as run_command
 
     parser = OneLineErrorParser(prog=os.path.basename(sys.argv[0]) or "gateway",
                                 description="Serve the subnet as an OpenAI-compatible API.")

@@ -120,7 +120,7 @@ def _build(backend: str | None, default_backend: str | None, prog: str | None) -
 
 def main(argv: list[str] | None = None, default_backend: str | None = None) -> int:
     """Entry point of `neurons/miners/*/miner.py`: ``sys.exit(main(default_backend="hf"))``."""
-    from ..cli import run as run_command
+    from ..errors import run as run_command
 
     argv = sys.argv[1:] if argv is None else list(argv)
     pre = OneLineErrorParser(prog=os.path.basename(sys.argv[0]) or None, add_help=False)

@@ -54,6 +54,8 @@ class TaskDef:
     make: Callable[[Context | None, Engine, random.Random, GenParams], Draft]
     static_query: bool = False
     static_reference: bool = False
+    # Material the task refuses (drawn again): e.g. a maths problem that prints its own answer.
+    accept: Callable[[Context], bool] | None = None
 
 
 # --- rewording for the template challenge ------------------------------------------------
@@ -152,6 +154,14 @@ def _reword_summary(title: str, section: str) -> Callable[[random.Random], str]:
 
 
 # --- math --------------------------------------------------------------------------------
+
+def math_problem_hides_answer(ctx: Context) -> bool:
+    """Some generators print a worked step that already equals the answer ("... = (48/23)^2"):
+    repeating the question would then score 1."""
+    from ..rewards.numeric import float_diff
+
+    return float_diff(ctx.extra["solution"], ctx.content) < 0.999
+
 
 def make_math(ctx, llm, rng, params) -> Draft:
     problem = ctx.content.rstrip(" ?.")
@@ -304,7 +314,7 @@ TASKS: dict[str, TaskDef] = {t.name: t for t in (
             # restate the problem) is gone. The copy penalty stays: a pasted article whose last
             # number happens to be the answer is not a solution.
             (RewardSpec("float_diff", 1.0),), (_COPY,), make_math,
-            static_query=True, static_reference=True),
+            static_query=True, static_reference=True, accept=math_problem_hides_answer),
     TaskDef("date_qa", "get help answering a specific date-based question",
             "the answer to the following date-based question", "wiki_dates",
             # the copy penalty: the two sentences of the article around the date, pasted, are not an answer
@@ -376,7 +386,7 @@ def build_task(name: str, llm: Engine, rng: random.Random, *, live: bool = False
     if spec.dataset:
         source = (datasets or default_datasets(live))[spec.dataset]
         try:
-            ctx = source.sample(rng)
+            ctx = source.sample(rng, spec.accept)
         except DatasetError as e:
             raise TaskError(f"{name}: no material ({e})") from e
     timings["context"] = time.perf_counter() - t0

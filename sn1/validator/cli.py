@@ -27,9 +27,8 @@ def _run(args) -> int:
 
 
 def main(argv=None) -> int:
-    from ..cli import run
-
     from ..config import OneLineErrorParser
+    from ..errors import run
 
     parser = OneLineErrorParser(prog="neurons/validator.py",
                                 description="SN1 validator: query, score, set weights.")

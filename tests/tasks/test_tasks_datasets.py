@@ -179,16 +179,22 @@ def test_retry_cap_then_a_clear_error():
 
 
 def test_maths_problems_never_give_their_answer_away():
-    """Echoing a problem must not earn the float_diff reward of its answer."""
+    """Echoing a problem must not earn the float_diff reward of its answer: the math task
+    refuses such material (the dataset itself knows nothing of scoring)."""
     import random
 
     from sn1.datasets.maths import MathProblems
     from sn1.rewards.numeric import float_diff
+    from sn1.tasks.definitions import TASKS
 
-    ds = MathProblems()
+    ds, accept = MathProblems(), TASKS["math"].accept
     rng = random.Random(3)
+    raw = [ds.sample(rng) for _ in range(300)]
+    leaking = [c for c in raw if float_diff(c.extra["solution"], c.content) >= 0.999]
+    assert leaking, "no problem printed its answer: this test would check nothing"
+    assert not any(accept(c) for c in leaking)
     for _ in range(150):
-        ctx = ds.sample(rng)
+        ctx = ds.sample(rng, accept)
         assert float_diff(ctx.extra["solution"], ctx.content) < 0.999, ctx.content
 
 
