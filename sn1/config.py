@@ -112,10 +112,58 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kw):
         kw.setdefault("formatter_class", HelpFormatter)
+        # `--neuron.max_step 5` must not silently mean `--neuron.max_steps 5`: every
+        # abbreviation is refused (and answered with the nearest flag, below).
+        kw.setdefault("allow_abbrev", False)
         super().__init__(*args, **kw)
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extras = super().parse_known_args(args, namespace)
+        # The innermost (sub-)command that left flags unparsed: its flags are the ones to suggest.
+        # (A sub-parser's namespace is copied into its parent's, so this reaches the top.)
+        if extras and getattr(ns, _OWNER, None) is None:
+            setattr(ns, _OWNER, self)
+        return ns, extras
+
+    def parse_args(self, args=None, namespace=None):
+        ns, extras = self.parse_known_args(args, namespace)
+        owner = vars(ns).pop(_OWNER, None) or self
+        if extras:
+            self.error(unrecognized(owner, extras))
+        return ns
 
     def error(self, message: str):
         one_line_error(self, message)
+
+
+_OWNER = "_sn1_unparsed_by"
+
+
+def option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+
+
+def unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """argparse's "unrecognized arguments: ..." with the nearest flag of ``parser`` for the first
+    unknown one (`--neuron.max_step` -> `did you mean --neuron.max_steps?`)."""
+    import difflib
+
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    for arg in extras:
+        if not arg.startswith("--"):
+            continue
+        name = arg.split("=", 1)[0]
+        known = option_strings(parser)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if not close:   # a prefix of one flag only (an abbreviation): that flag
+            close = [o for o in known if o.startswith(name)][:1] if \
+                sum(o.startswith(name) for o in known) == 1 else []
+        if close:
+            message += f"; did you mean {close[0]}?"
+            if name in close[0] and close[0].startswith(name):
+                message += " (abbreviated flags are not accepted)"
+        break
+    return message
 
 
 def one_line_error(parser: argparse.ArgumentParser, message: str):
@@ -126,6 +174,7 @@ def one_line_error(parser: argparse.ArgumentParser, message: str):
 def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The same for a parser made elsewhere (``subparsers.add_parser(...)`` of a plain parser)."""
     parser.error = lambda message: one_line_error(parser, message)   # type: ignore[method-assign]
+    parser.allow_abbrev = False
     return parser
 
 
