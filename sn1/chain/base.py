@@ -18,6 +18,21 @@ class ChainError(Exception):
     """The chain refused or failed an operation (retryable or not)."""
 
 
+class ChainUnreachable(ChainError):
+    """No node of the network answered (DNS, refused, timed out); the message names the
+    network and its endpoint."""
+
+
+class RateLimited(ChainError):
+    """The chain refused weights because this hotkey set them less than ``weights_rate_limit``
+    blocks ago: not a failure, a time to wait. ``next_block``: the first block allowed (or None
+    if the chain did not say)."""
+
+    def __init__(self, message: str, next_block: int | None = None):
+        super().__init__(message)
+        self.next_block = next_block
+
+
 @dataclass(frozen=True)
 class Hyperparams:
     tempo: int = 360                    # blocks between consensus epochs

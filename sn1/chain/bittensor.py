@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from .base import ChainError, Hyperparams, Metagraph, Neuron
+from .base import ChainError, ChainUnreachable, Hyperparams, Metagraph, Neuron, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,34 @@ def _sdk_errors():
     import bittensor as bt
 
     return (bt.BittensorError, ConnectionError, OSError, TimeoutError, ValueError)
+
+
+_UNREACHABLE = {"MaxRetriesExceeded", "RpcConnectionError", "ConnectionNotReady"}
+
+
+def unreachable(e: BaseException) -> bool:
+    """Did ``e`` come from not reaching the node at all (DNS, refused, timed out)?"""
+    return isinstance(e, (OSError, TimeoutError)) or any(c.__name__ in _UNREACHABLE for c in type(e).__mro__)
+
+
+def endpoint_of(network: str, endpoint: str | None) -> str:
+    if endpoint:
+        return endpoint
+    try:
+        from bittensor.settings import NETWORKS
+
+        return NETWORKS.get(network, network)
+    except ImportError:
+        return network
+
+
+def unreachable_message(network: str, endpoint: str | None, what: str, e: BaseException) -> str:
+    """The network tried, its endpoint, and where a local run should point instead."""
+    from ..errors import one_line
+
+    return (f"cannot reach {network} ({endpoint_of(network, endpoint)}) for {what}: {one_line(e, 200)}; "
+            f"for a local subnet on this machine use `--subtensor.network sandbox` "
+            f"(README, \"Sandbox\")")
 
 
 class BittensorChain:
@@ -56,6 +84,10 @@ class BittensorChain:
         except ChainError:
             raise
         except _sdk_errors() as e:
+            if getattr(getattr(e, "code", None), "name", None) == "RATE_LIMITED":
+                raise RateLimited(f"{what} on {self.network} netuid {self.netuid}: {e}") from e
+            if unreachable(e):
+                raise ChainUnreachable(unreachable_message(self.network, self.endpoint, what, e)) from e
             raise ChainError(f"{what} on {self.network} netuid {self.netuid} failed: {e}") from e
 
     # ---- reads ---------------------------------------------------------------------------

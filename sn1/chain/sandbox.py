@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import UsageError
 from . import yuma
-from .base import ChainError, Hyperparams, Metagraph, Neuron
+from .base import ChainError, Hyperparams, Metagraph, Neuron, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -396,8 +396,9 @@ class SandboxChain:
             last = conn.execute("SELECT weights_set_at FROM neurons WHERE netuid=? AND uid=?",
                                 (self.netuid, uid)).fetchone()[0]
             if last is not None and block - last < sub["weights_rate_limit"]:
-                raise ChainError(f"weights rate limit: uid {uid} set weights at block {last}; next allowed at "
-                                 f"block {last + sub['weights_rate_limit']} (now {block})")
+                raise RateLimited(f"weights rate limit: uid {uid} set weights at block {last}; next allowed at "
+                                  f"block {last + sub['weights_rate_limit']} (now {block})",
+                                  next_block=last + sub["weights_rate_limit"])
             conn.execute("DELETE FROM weights WHERE netuid=? AND uid=?", (self.netuid, uid))
             conn.executemany("INSERT INTO weights VALUES (?, ?, ?, ?)",
                              [(self.netuid, uid, d, float(x)) for d, x in zip(dests, w) if x > 0])

@@ -20,7 +20,7 @@ from ..config import (LISTEN_PORT, PORT, Bounded, OneLineErrorParser, add_chain_
                       setup_logging)
 from ..errors import UsageError
 from ..protocol.serving import bind_socket, published_ip
-from .backends import BACKENDS, load_backend
+from .backends import BACKENDS, BackendChoices, load_backend
 
 log = logging.getLogger("sn1.miner")
 
@@ -87,7 +87,7 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend: str | None) -> None:
-    flag(parser, "--backend", choices=list(BACKENDS), default=default_backend,
+    flag(parser, "--backend", choices=BackendChoices(), default=default_backend,
          required=default_backend is None, help="what the miner runs")
     add_wallet_args(parser)
     add_chain_args(parser)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None, default_backend: str | None = None) -> i
 # ---- running ----------------------------------------------------------------------------------
 
 def run(config) -> int:
-    from ..chain import ChainError, connect, load_wallet
+    from ..chain import ChainError, connect, load_wallet, register_hint
 
     setup_logging(config)
     settings_check(config)
@@ -149,7 +149,8 @@ def run(config) -> int:
     uid = metagraph.uid_of(hotkey)
     if uid is None:
         raise UsageError(f"hotkey {get(config, 'wallet.hotkey')} ({hotkey}) is not registered on netuid "
-                         f"{get(config, 'netuid')} ({get(config, 'subtensor.network')}); register it first")
+                         f"{get(config, 'netuid')} ({get(config, 'subtensor.network')}); register it with "
+                         f"{register_hint(config)}")
     sock = bind_socket(get(config, "axon.ip"), get(config, "axon.port"))
     port = sock.getsockname()[1]
     backend = backend_cls(config)

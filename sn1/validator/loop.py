@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __spec_version__, __version__
-from ..chain import Chain, ChainError, Metagraph, connect, load_wallet
+from ..chain import Chain, ChainError, Metagraph, RateLimited, connect, load_wallet, register_hint
 from ..config import expand, get
 from ..errors import UsageError, one_line
 from . import inference
@@ -93,6 +93,7 @@ class Validator:
     events: EventLog | None = None
     wandb: WandbLog | None = None
     weights_backoff: Backoff = field(default_factory=Backoff)
+    weights_not_before: int = 0         # first block the chain's weights rate limit allows
     last_sync: float = 0.0
     stopping: bool = False
 
@@ -209,29 +210,56 @@ class Validator:
         last = self.state.last_weights_block
         return last < 0 or block - last >= get(self.config, "neuron.epoch_length")
 
-    async def maybe_set_weights(self) -> bool:
+    def weights_allowed_from(self, hp) -> int:
+        """The first block the chain accepts this hotkey's weights: ``weights_rate_limit`` blocks
+        after it last set them (its ``last_update`` on chain, or what this validator recorded)."""
+        last = self.state.last_weights_block
+        n = self.metagraph.neurons[self.uid] if self.uid < self.metagraph.n else None
+        if n is not None and n.last_update > n.block_at_registration:   # it has set weights before
+            last = max(last, n.last_update)
+        return last + hp.weights_rate_limit if last >= 0 else 0
+
+    async def maybe_set_weights(self, final: bool = False) -> bool:
+        """Set weights when due. The chain's rate limit is known beforehand and waited for (an
+        info line, once per wait); other failures are retried with backoff, unless ``final``
+        (the process stops next: no retry is promised)."""
         if not self.weights_backoff.ready():
             return False
         try:
             block = await asyncio.to_thread(self.chain.block)
-            if not self.should_set_weights(block):
+            if not self.should_set_weights(block) or block < self.weights_not_before:
                 return False
             hp = await asyncio.to_thread(self.chain.hyperparams)
+            allowed = self.weights_allowed_from(hp)
+            if block < allowed:
+                self._rate_limited(block, allowed, hp.weights_rate_limit)
+                return False
             uids, weights = process_weights(self.state.scores, hp)
             if not uids:
                 return False
             await asyncio.wait_for(
                 asyncio.to_thread(self.chain.set_weights, self.wallet, uids, weights, __spec_version__),
                 timeout=120)
+        except RateLimited as e:   # set by another process of this hotkey since our metagraph read
+            self._rate_limited(block, e.next_block or block + max(1, hp.weights_rate_limit),
+                               hp.weights_rate_limit)
+            return False
         except Exception as e:   # a flaky chain or SDK: retry later, never stop the loop
             delay = self.weights_backoff.failed()
-            log.warning("set_weights failed (%d in a row), retrying in %.0fs: %s",
-                        self.weights_backoff.failures, delay, e or type(e).__name__)
+            then = "not retried: the validator is stopping" if final else f"retrying in {delay:.0f}s"
+            log.warning("set_weights failed (%d in a row), %s: %s",
+                        self.weights_backoff.failures, then, one_line(e) or type(e).__name__)
             return False
         self.weights_backoff.succeeded()
         self.state.last_weights_block = block
         log.info("set weights at block %d on %d uids (version_key %d)", block, len(uids), __spec_version__)
         return True
+
+    def _rate_limited(self, block: int, allowed: int, limit: int) -> None:
+        if allowed != self.weights_not_before:
+            log.info("weights: the chain's rate limit is %d blocks; next allowed at block %d (now %d)",
+                     limit, allowed, block)
+        self.weights_not_before = allowed
 
     def save(self) -> None:
         state_mod.save(self.folder, self.state)
@@ -257,7 +285,8 @@ async def setup(config) -> Validator:
     uid = mg.uid_of(wallet.hotkey.ss58_address)
     if uid is None:
         raise UsageError(f"hotkey {get(config, 'wallet.name')}/{get(config, 'wallet.hotkey')} "
-                         f"is not registered on netuid {get(config, 'netuid')}")
+                         f"is not registered on netuid {get(config, 'netuid')} ({get(config, 'subtensor.network')}); "
+                         f"register it with {register_hint(config)}")
     folder = expand(get(config, "neuron.full_path") or default_full_path(config))
     os.makedirs(folder, exist_ok=True)
     st = state_mod.load(folder)

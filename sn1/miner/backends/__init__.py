@@ -27,6 +27,20 @@ BACKENDS = {
     "cheat": "sn1.miner.backends.cheat:CheatMiner",   # fakes the inference task (tests)
 }
 
+# Usable (tests pass `--backend cheat`) but not offered to users: not in --help, usage or errors.
+HIDDEN = frozenset({"cheat"})
+
+
+class BackendChoices(list):
+    """``choices=`` for ``--backend``: lists the public backends, accepts every registered one."""
+
+    def __init__(self, table: dict[str, str] = BACKENDS):
+        super().__init__(n for n in table if n not in HIDDEN)
+        self._all = table
+
+    def __contains__(self, name) -> bool:
+        return name in self._all
+
 
 def load_backend(name: str):
     from ...registry import resolve
