@@ -145,7 +145,7 @@ def run(config) -> int:
         log.warning("hotkey %s is not registered on netuid %s: miners will refuse its requests",
                     hotkey, get(config, "netuid"))
     conn = db.connect(get(config, "gateway.path"))
-    sock = bind_socket(get(config, "gateway.ip"), get(config, "gateway.port"))
+    sock = bind_socket(get(config, "gateway.ip"), get(config, "gateway.port"), "--gateway.port", DEFAULT_PORT)
     try:
         asyncio.run(serve(config, wallet, chain, metagraph, conn, sock))
     except KeyboardInterrupt:

@@ -24,6 +24,8 @@ from .backends import BACKENDS, BackendChoices, load_backend
 
 log = logging.getLogger("sn1.miner")
 
+DEFAULT_AXON_PORT = 8091
+
 
 def add_server_args(parser: argparse.ArgumentParser) -> None:
     """The framework's flags (the backend adds its own with ``add_args``).
@@ -36,7 +38,7 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     d = MinerSettings()
     lim = ConnectionLimits()
     flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
-    flag(parser, "--axon.port", type=LISTEN_PORT, default=8091, help="port to listen on")
+    flag(parser, "--axon.port", type=LISTEN_PORT, default=DEFAULT_AXON_PORT, help="port to listen on")
     flag(parser, "--axon.external_ip", default=None,
          help="ip published on chain (default: --axon.ip, or 127.0.0.1 on sandbox/local)")
     flag(parser, "--axon.external_port", type=PORT, default=None,
@@ -151,7 +153,7 @@ def run(config) -> int:
         raise UsageError(f"hotkey {get(config, 'wallet.hotkey')} ({hotkey}) is not registered on netuid "
                          f"{get(config, 'netuid')} ({get(config, 'subtensor.network')}); register it with "
                          f"{register_hint(config)}")
-    sock = bind_socket(get(config, "axon.ip"), get(config, "axon.port"))
+    sock = bind_socket(get(config, "axon.ip"), get(config, "axon.port"), "--axon.port", DEFAULT_AXON_PORT)
     port = sock.getsockname()[1]
     backend = backend_cls(config)
     ext_ip, ext_port = published_ip(config), get(config, "axon.external_port") or port

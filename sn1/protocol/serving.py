@@ -8,6 +8,7 @@ imports the other.
 
 from __future__ import annotations
 
+import errno
 import logging
 import resource
 import socket
@@ -18,8 +19,9 @@ from ..errors import UsageError
 log = logging.getLogger("sn1.serving")
 
 
-def bind_socket(ip: str, port: int) -> socket.socket:
-    """A bound TCP socket for uvicorn (UsageError if the address is taken).
+def bind_socket(ip: str, port: int, flag: str = "--axon.port", default: int | None = None) -> socket.socket:
+    """A bound TCP socket for uvicorn (UsageError if the address is taken, naming ``flag``,
+    the flag that chose the port, and saying when its ``default`` was the port taken).
 
     TCP_NODELAY matters: asyncio only sets it on accepted sockets whose proto
     is IPPROTO_TCP, and without it every request on a kept-alive connection
@@ -34,7 +36,15 @@ def bind_socket(ip: str, port: int) -> socket.socket:
         sock.bind((ip, port))
     except OSError as e:
         sock.close()
-        raise UsageError(f"cannot listen on {ip}:{port}: {e.strerror or e}") from None
+        reason = e.strerror or str(e)
+        if port == default:
+            hint = f"{port} is the default of {flag}: choose another port with {flag} PORT"
+        else:
+            hint = f"choose another port with {flag} PORT"
+        if port and e.errno == errno.EADDRINUSE:
+            hint += " (0: any free port)"
+            raise UsageError(f"cannot listen on {ip}:{port} ({flag}): {reason}; {hint}") from None
+        raise UsageError(f"cannot listen on {ip}:{port} ({flag}): {reason}") from None
     sock.set_inheritable(True)
     return sock
 

@@ -11,6 +11,8 @@ DEFAULT_TASKS = ["summarization", "qa", "debugging", "math", "date_qa", "inferen
 # inference takes 0.3; the reference tasks share the rest as before (0.25 each -> 0.175).
 DEFAULT_TASK_P = [0.175, 0.175, 0.0, 0.175, 0.175, 0.3]
 
+DEFAULT_AXON_PORT = 8092   # the validator's own endpoint (/health)
+
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     add_wallet_args(parser)
@@ -66,7 +68,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
          help="seconds before retrying a failed set_weights (doubles per failure, max 300)")
     flag(parser, n + "sync_interval", type=at_least(0, float), default=0.0,
          help="min seconds between metagraph resyncs (0 = after every step)")
-    flag(parser, "--axon.port", type=LISTEN_PORT, default=8092, help="port of the validator's own endpoint")
+    flag(parser, "--axon.port", type=LISTEN_PORT, default=DEFAULT_AXON_PORT, help="port of the validator's own endpoint")
     flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
     flag(parser, "--axon.external_ip", default=None, help="ip published on chain")
     flag(parser, "--axon.external_port", type=PORT, default=None, help="port published on chain")

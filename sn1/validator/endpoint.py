@@ -36,7 +36,9 @@ def build_app(v) -> Starlette:
 
 def bind(config) -> socket.socket:
     """Bind --axon.ip/--axon.port now (UsageError if taken)."""
-    return bind_socket(get(config, "axon.ip"), get(config, "axon.port"))
+    from .config import DEFAULT_AXON_PORT
+
+    return bind_socket(get(config, "axon.ip"), get(config, "axon.port"), "--axon.port", DEFAULT_AXON_PORT)
 
 
 async def serve_endpoint(config, v, sock: socket.socket) -> asyncio.Task:
