@@ -107,9 +107,16 @@ class WandbLog:
             project=self.project, entity=self.entity, dir=self.folder, reinit="finish_previous",
             mode="offline" if self.offline else "online", config=self.run_config,
             tags=[f"netuid_{self.run_config.get('netuid')}"],
+            # wandb's own banner and its ~35-line run summary at every finish: silenced; the
+            # run's place (and how to upload an offline run) is logged here, once.
+            settings=wandb.Settings(silent=True),
         )
         self._steps_in_run = 0
-        log.info("wandb run %s (%s)", self._run.id, "offline" if self.offline else "online")
+        if self.offline:
+            log.info("wandb run %s offline in %s (upload it with `wandb sync %s`)", self._run.id,
+                     self._run.settings.sync_dir, self._run.settings.sync_dir)
+        else:
+            log.info("wandb run %s online: %s", self._run.id, self._run.url)
 
     def log(self, event: dict) -> None:
         if not self.enabled:
