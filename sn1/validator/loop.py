@@ -14,6 +14,8 @@ import logging
 import os
 import random
 import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -94,6 +96,8 @@ class Validator:
     wandb: WandbLog | None = None
     weights_backoff: Backoff = field(default_factory=Backoff)
     weights_not_before: int = 0         # first block the chain's weights rate limit allows
+    in_flight: list = field(default_factory=list)          # numbers of the steps running now
+    io_lock: threading.Lock = field(default_factory=threading.Lock)   # state and events writes
     last_sync: float = 0.0
     stopping: bool = False
 
@@ -262,12 +266,55 @@ class Validator:
         self.weights_not_before = allowed
 
     def save(self) -> None:
-        state_mod.save(self.folder, self.state)
+        with self.io_lock:
+            state_mod.save(self.folder, self.state)
 
     def record(self, event: dict) -> None:
         """Blocking: the local events log, then wandb (which may start a new run)."""
-        self.events.write(event)
+        with self.io_lock:
+            self.events.write(event)
         self.wandb.log(event)
+
+    # ---- stopping ---------------------------------------------------------------------
+    def on_signal(self, name: str) -> None:
+        """First Ctrl-C (or SIGTERM): said at once, the steps in flight finish and are saved.
+        A second one stops now (`stop_now`)."""
+        key = "Ctrl-C" if name == "SIGINT" else name
+        if self.stopping:
+            self.stop_now(key)
+            return
+        self.stopping = True
+        if self.in_flight:
+            steps = "steps " + ", ".join(map(str, self.in_flight)) if len(self.in_flight) > 1 \
+                else f"step {self.in_flight[0]}"
+            doing = f"finishing {steps}"
+        elif self.llm is None:
+            doing = "stopping once the models are loaded"
+        else:
+            doing = f"stopping after step {self.state.step}"
+        log.warning("%s: %s; %s again to stop now", key, doing, key)
+
+    def stop_now(self, key: str) -> None:
+        """Stop the process at once. The state on disk stays whole: a write in progress finishes
+        first (they take milliseconds), then the state of the last finished step is written
+        atomically; the steps in flight are dropped."""
+        got = self.io_lock.acquire(timeout=0.5)
+        try:
+            if got and self.folder and self.state is not None:
+                state_mod.save(self.folder, self.state)
+        except Exception as e:   # the previous state file is still whole
+            log.error("state not saved: %s", one_line(e))
+        dropped = f"step {', '.join(map(str, self.in_flight))} dropped; " if self.in_flight else ""
+        log.warning("%s again: stopped now; %sstate of step %d in %s", key, dropped, self.state.step, self.folder)
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        # Not a clean interpreter exit: worker threads (an LLM generating, a model loading)
+        # cannot be interrupted and would hold it for their whole run.
+        os._exit(130)
 
 
 async def setup(config) -> Validator:
@@ -348,6 +395,12 @@ async def run(config) -> int:
     from ..validator.query import MinerClient
 
     v = await setup(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, v.on_signal, sig.name)
+        except (NotImplementedError, RuntimeError):
+            pass
     sock = None
     if not get(config, "neuron.axon_off"):
         from .endpoint import bind
@@ -374,13 +427,6 @@ async def run(config) -> int:
     # milliseconds, not a few hundred (benchmarks/hostile.py).
     gc.freeze()
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, lambda: setattr(v, "stopping", True))
-        except (NotImplementedError, RuntimeError):
-            pass
-
     server_task = None
     if sock is not None:
         from .endpoint import serve_endpoint
@@ -395,8 +441,10 @@ async def run(config) -> int:
         while not v.stopping and (not max_steps or v.state.step < stop_at):
             n = concurrency if not max_steps else min(concurrency, stop_at - v.state.step)
             seeds = [v.rng.randrange(2**32) for _ in range(n)]
+            v.in_flight = list(range(v.state.step + 1, v.state.step + n + 1))
             outcomes = await asyncio.gather(*(v.forward(client, s) for s in seeds),
                                             return_exceptions=True)
+            v.in_flight = []
             for out in outcomes:
                 if isinstance(out, BaseException):
                     log.error("step failed: %s: %s", type(out).__name__, out)
@@ -409,7 +457,7 @@ async def run(config) -> int:
                     await v.resync()
             except Exception as e:   # keep going on the last metagraph
                 log.warning("metagraph sync failed, keeping the last one: %s", e)
-            await v.maybe_set_weights()
+            await v.maybe_set_weights(final=v.stopping or bool(max_steps and v.state.step >= stop_at))
             await asyncio.to_thread(v.save)
             if all(isinstance(o, BaseException) for o in outcomes):
                 await asyncio.sleep(1.0)   # don't spin on a persistent failure
