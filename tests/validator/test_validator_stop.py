@@ -128,3 +128,45 @@ def test_one_ctrl_c_finishes_the_step_and_saves_it(subnet, tmp_path):
     assert "stopped after step 1" in err.text()
     assert state_mod.load(str(full)).step == 1
     assert [e["step"] for e in read_events(str(full / "events.jsonl"))] == [1]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("subnet", [{"weights_rate_limit": 2000}], indirect=True)
+def test_a_rate_limited_first_run_waits_quietly(subnet, tmp_path):
+    """README "Sandbox": weights set by hand just before the validator starts. The validator knows
+    the chain's rate limit and waits for it: no warning, no failure, no retry promised at exit."""
+    from sn1.testing import make_wallet as wallet_at
+
+    val = wallet_at(subnet.wallets, "val")
+    subnet.chain.set_weights(val, [min(subnet.miners)], [1.0])
+    before = subnet.chain.weights()[subnet.validator_uid]
+    full = tmp_path / "v"
+    proc = subprocess.run(subnet.validator_cmd("--neuron.full_path", str(full), "--neuron.max_steps", "3",
+                                               "--neuron.epoch_length", "1"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert state_mod.load(str(full)).step == 3
+    assert not [l for l in proc.stderr.splitlines() if "WARNING" in l and "weight" in l], proc.stderr
+    assert "set_weights failed" not in proc.stderr and "retrying" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if "rate limit" in l]
+    assert len(lines) == 1 and "the chain's rate limit is 2000 blocks; next allowed at block" in lines[0], \
+        proc.stderr
+    assert subnet.chain.weights()[subnet.validator_uid] == before     # nothing was written
+
+
+@pytest.mark.parametrize("subnet", [{"weights_rate_limit": 2000}], indirect=True)
+def test_weights_are_set_once_the_rate_limit_allows(subnet, tmp_path):
+    full = tmp_path / "v"
+    proc = subprocess.run(subnet.validator_cmd("--neuron.full_path", str(full), "--neuron.max_steps", "3",
+                                               "--neuron.epoch_length", "1"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr
+    # never set before: set at once, then the rate limit is waited for (said once, not warned)
+    assert proc.stderr.count("set weights at block") == 1, proc.stderr
+    assert not [l for l in proc.stderr.splitlines() if "WARNING" in l and "weight" in l], proc.stderr
+    assert "retrying" not in proc.stderr
+    assert subnet.validator_uid in subnet.chain.weights()
