@@ -155,7 +155,9 @@ def build_app(chat: ChatEndpoint, *, model: str = "sn1", health=None) -> Starlet
                                                          "owned_by": "sn1"}]})
 
     async def health_route(request):
-        return JSONResponse({"status": "ok", **(health() if health else {})})
+        info = {"status": "ok", **(health() if health else {})}
+        # 503 when nothing can be served (its "reason" says why): load balancers and scripts see it
+        return JSONResponse(info, 200 if info["status"] == "ok" else 503)
 
     async def metrics_route(request):
         return Response(metrics.render(), media_type=metrics.content_type)

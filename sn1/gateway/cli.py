@@ -165,6 +165,7 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
     from .relay import Relay, RelaySettings
     from .routing import Router
     from .scores import read_scores
+    from .view import MetagraphView
 
     uids = get(config, "gateway.uids")
     router = Router(wallet.hotkey.ss58_address, uids=set(uids) if uids else None)
@@ -172,7 +173,6 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
     if state_path:
         state_path = expand(state_path)
         router.set_scores(read_scores(state_path, metagraph))
-    router.update(metagraph)
     for uid, ok in recent_outcomes(conn):
         router.outcome(uid, ok)
     limits = Limits()
@@ -189,23 +189,15 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
                              log_content=bool(get(config, "gateway.log_content")))
     relay = Relay(router, http, hotkey_signer(wallet), Metrics(), settings)
     chat = ChatEndpoint(relay, conn, limits, records, max_tokens=get(config, "gateway.max_tokens"))
-    app = build_app(chat, health=lambda: {"miners": len(router.candidates), "block": router_block[0],
-                                                "validator_scores": len(router.scores)})
-    router_block = [metagraph.block]
 
-    async def refresh():
-        interval = get(config, "gateway.metagraph_refresh")
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                mg = await asyncio.wait_for(asyncio.to_thread(chain.metagraph), 60)
-            except Exception as e:    # keep routing with the last view
-                log.warning("metagraph refresh failed, keeping the last one: %s", e)
-                continue
-            router.update(mg)
-            router_block[0] = mg.block
-            if state_path:
-                router.set_scores(await asyncio.to_thread(read_scores, state_path, mg))
+    async def read_validator_scores(mg):
+        router.set_scores(await asyncio.to_thread(read_scores, state_path, mg))
+
+    view = MetagraphView(chain, router, interval=get(config, "gateway.metagraph_refresh"),
+                         on_read=read_validator_scores if state_path else None)
+    view.set(metagraph)
+    relay.unavailable = lambda: (view.no_miner(), view.retry_after())
+    app = build_app(chat, health=lambda: {**view.health(), "validator_scores": len(router.scores)})
 
     port = sock.getsockname()[1]
     log.info("gateway on http://%s:%d (hotkey %s): %d miners to route to, database %s",
@@ -213,7 +205,7 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
              expand(get(config, "gateway.path")))
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
                                            timeout_graceful_shutdown=3))
-    refresher = asyncio.create_task(refresh())
+    refresher = asyncio.create_task(view.run())
     try:
         await server.serve(sockets=[sock])
     finally:

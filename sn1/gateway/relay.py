@@ -54,6 +54,8 @@ class Relay:
         self.signer = signer
         self.metrics = metrics
         self.s = settings
+        # () -> (why no miner can be asked, seconds until that may change), for the 503
+        self.unavailable = lambda: ("no miner is serving: none in the metagraph has an endpoint", 1)
 
     def body(self, req, max_tokens: int) -> bytes:
         messages = [{"role": m.role, "content": m.content} for m in req.messages]
@@ -66,7 +68,8 @@ class Relay:
         """(candidate, stream, events so far) of the first miner that starts answering; NoMiner if none."""
         order = self.router.order(self.s.max_attempts)
         if not order:
-            raise NoMiner("no miner is serving: none in the metagraph has an endpoint")
+            why, retry_after = self.unavailable()
+            raise NoMiner(why, retry_after)
         for c in order:
             self.router.start(c)
             try:
@@ -96,8 +99,10 @@ class Relay:
         try:
             c, stream, events = await self.first_miner(body, rec, t0)
         except NoMiner as e:
-            rec.status, rec.message = "503", str(e)
-            return await send_json(send, 503, encode_error(503, str(e)), [(b"retry-after", b"1")])
+            rec.status, rec.message = "503", e.args[0]
+            retry_after = e.args[1] if len(e.args) > 1 else 1
+            return await send_json(send, 503, encode_error(503, e.args[0]),
+                                   [(b"retry-after", str(retry_after).encode())])
         try:
             deadline = t0 + min(req.timeout or self.s.timeout, self.s.timeout) + DEADLINE_GRACE
             await asyncio.wait_for(self._answer(req, c, stream, events, max_tokens, send, rec),
