@@ -23,9 +23,20 @@ DEFAULT_PATH = "~/.sn1/gateway"
 DEFAULT_PORT = 8093
 
 
+def gateway_folder(text: str) -> str:
+    """``--gateway.path``: a folder (the database, gateway.db, and the records live in it). A file,
+    or a name ending in .db (what older docs showed), is refused with the folder to use instead."""
+    path = expand(text)
+    if os.path.isfile(path) or (text.endswith(".db") and not os.path.isdir(path)):
+        raise argparse.ArgumentTypeError(
+            f"takes a folder (the gateway keeps gateway.db and its records in it), got the file {text}; "
+            f"use --gateway.path {os.path.dirname(path) or '.'}")
+    return text
+
+
 def add_path_arg(parser) -> None:
-    flag(parser, "--gateway.path", default=DEFAULT_PATH,
-         help="folder of the gateway's database: keys and records")
+    flag(parser, "--gateway.path", type=gateway_folder, default=DEFAULT_PATH,
+         help="folder of the gateway's database (gateway.db: keys and records)")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +90,8 @@ def add_keys_parsers(p: argparse.ArgumentParser) -> None:
     for q in (c, ls, r):
         one_line_errors(q)
         # SUPPRESS: when only given before `keys` (sn1 gateway --gateway.path P keys list), P is kept.
-        flag(q, "--gateway.path", default=argparse.SUPPRESS, help=f"as for the gateway (default {DEFAULT_PATH})")
+        flag(q, "--gateway.path", type=gateway_folder, default=argparse.SUPPRESS,
+             help=f"as for the gateway (default {DEFAULT_PATH})")
 
 
 # ---- keys -------------------------------------------------------------------------------------
