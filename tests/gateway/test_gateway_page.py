@@ -97,3 +97,30 @@ def test_chat_page_shows_a_bad_key(gw, browser):
     browser.find_element(By.ID, "send").click()
     err = WebDriverWait(browser, 20).until(lambda b: next(iter(b.find_elements(By.CSS_SELECTOR, ".error")), None))
     assert "invalid or revoked API key" in err.text
+    # where a key comes from, on the page and in the error; the question is kept
+    assert "sn1 gateway keys create" in err.text
+    assert browser.find_element(By.ID, "prompt").get_attribute("value") == "hello"
+    assert "sn1 gateway keys create --name" in browser.find_element(By.ID, "keyhelp").text
+
+
+def test_chat_page_keeps_the_prompt_when_no_miner_answers(subnet, browser, tmp_path):
+    """Issue 20, item 8: an error leaves no empty bubble and loses nothing the user typed."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    gw = subnet.start_gateway("nobody", ["dead"], "--gateway.first_chunk_timeout", "2")
+    key = gw.key("dave")
+    browser.get(gw.url + "/")
+    browser.find_element(By.ID, "key").send_keys(key)
+    browser.find_element(By.ID, "prompt").send_keys("Please keep this question.")
+    browser.find_element(By.ID, "send").click()
+    err = WebDriverWait(browser, 60).until(lambda b: next(iter(b.find_elements(By.CSS_SELECTOR, ".error")), None))
+    assert err.text.startswith("Error: no miner could answer (1 tried): uid "), err.text
+    assert err.text.endswith("(your message is back in the box: press Send to try again)"), err.text
+    assert browser.find_element(By.ID, "prompt").get_attribute("value") == "Please keep this question."
+    assert not browser.find_elements(By.CSS_SELECTOR, ".assistant")     # no empty bubble
+    assert not browser.find_elements(By.CSS_SELECTOR, ".user")
+    assert not [m for m in browser.find_elements(By.CSS_SELECTOR, "#log .meta") if m.text]
+    shot = tmp_path / "chat-error.png"
+    assert browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
