@@ -54,6 +54,18 @@ def generate(gen, seed: int) -> tuple[str, str]:
             g["random"] = saved
 
 
+_ASKS_PROBABILITY = re.compile(r"\bprobabilit(?:y|ies)\b", re.I)
+
+
+def as_asked(question: str, solution: str, answer: str) -> str:
+    """The answer in the form the question asks for: a generator that answers "what is the
+    probability ...?" with a percentage ("45.91%") gets the probability (0.4591) as reference.
+    (float_diff also accepts "45.91%" for it.)"""
+    if "%" in solution and _ASKS_PROBABILITY.search(question):
+        return f"{float(answer) / 100:.12g}"
+    return answer
+
+
 GUESSABLE = frozenset({-1.0, 0.0, 1.0, 2.0, 6.0})   # answers a constant guess gets right too often
 
 
@@ -74,6 +86,7 @@ class MathProblems(Dataset):
         text = re.sub(r"\s+", " ", str(problem).replace("$", "")).strip()
         if not text:
             return None
+        answer = as_asked(text, str(solution), answer)
         # A miner answering every problem with one constant would win these (rewards cannot
         # tell a guess from a solution): measured over 1,500 draws, 1 is the answer of 3.9% of
         # problems, 2, 0 and 6 of ~1.3% each, -1 of 0.9%; every other value of less.

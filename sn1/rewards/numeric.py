@@ -22,7 +22,9 @@ Departures (README "Where we differ"), so that only the right number pays:
 * a list of candidates (the last number in a run of MAX_CANDIDATES or more
   numbers joined only by commas, "or", "and", slashes...) earns nothing;
 * trailing punctuation ("42!", "(42)", "42;") and a leading "$" or "(" are
-  stripped before parsing.
+  stripped before parsing;
+* a percentage ("45.91%", "45.91 %", "45.91 percent") is its number, and also
+  that number / 100: a probability of 0.4591 answered "45.91%" is right.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ MAX_CANDIDATES = 4         # a run of this many numbers is a list of guesses
 _EXPR_RE = re.compile(r"(?:[0-9.+\-*/^()]|sqrt|pi)+")
 _DIGIT_RE = re.compile(r"[0-9]")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+_PERCENT_END = re.compile(r"%([)\]}.!?;:\"'…]*)$")   # "45.91%." / "(45.91%)": the % goes
 _SEPARATORS = {"or", "and", "/", "|", "-", "–", ",", ";", "&", "maybe", "perhaps"}
 
 
@@ -77,7 +80,7 @@ def _parse_expression(word: str) -> float | None:
 
 def _clean(word: str) -> str:
     """Commas out; trailing punctuation and unbalanced closing/opening brackets off."""
-    word = word.replace(",", "").rstrip(".!?;:\"'…")
+    word = _PERCENT_END.sub(r"\1", word.replace(",", "")).rstrip(".!?;:\"'…")
     while word and word[-1] in ")]}" and word.count(word[-1]) > word.count({")": "(", "]": "[", "}": "{"}[word[-1]]):
         word = word[:-1].rstrip(".!?;:\"'")
     word = word.lstrip("\"'$£€")
@@ -168,8 +171,21 @@ def float_diff(reference: str, completion: str, challenge: str = "") -> float:
     pred, index = found
     if _run_length(words, index) >= MAX_CANDIDATES:
         return 0.0
+    word = _clean(words[index])
+    credit = _credit(ref, pred, word, challenge)
+    if credit < 1.0 and _is_percent(words, index):    # "45.91%" for a probability of 0.4591
+        credit = max(credit, _credit(ref * 100, pred, word, challenge))
+    return credit
+
+
+def _is_percent(words: list[str], index: int) -> bool:
+    after = words[index + 1].lower() if index + 1 < len(words) else ""
+    return "%" in words[index] or after.startswith("%") or after.rstrip(".!?;:,") in ("percent", "per-cent")
+
+
+def _credit(ref: float, pred: float, word: str, challenge: str) -> float:
     scale = max(abs(ref), 1e-300)
-    if abs(pred - ref) <= EXACT * scale or _rounded_match(ref, _clean(words[index])):
+    if abs(pred - ref) <= EXACT * scale or _rounded_match(ref, word):
         return 1.0
     if challenge and abs(pred) in numbers_in(challenge):
         return 0.0
