@@ -48,7 +48,7 @@ def unreachable_message(network: str, endpoint: str | None, what: str, e: BaseEx
     """The network tried, its endpoint, and where a local run should point instead."""
     from ..errors import one_line
 
-    return (f"cannot reach {network} ({endpoint_of(network, endpoint)}) for {what}: {one_line(e, 200)}; "
+    return (f"cannot reach {network} ({endpoint_of(network, endpoint)}): {one_line(e, 200)}; "
             f"for a local subnet on this machine use `--subtensor.network sandbox` "
             f"(README, \"Sandbox\")")
 
