@@ -118,6 +118,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
         super().__init__(*args, **kw)
 
     def parse_known_args(self, args=None, namespace=None):
+        self._sn1_args = list(sys.argv[1:] if args is None else args)
         ns, extras = super().parse_known_args(args, namespace)
         # The innermost (sub-)command that left flags unparsed: its flags are the ones to suggest.
         # (A sub-parser's namespace is copied into its parent's, so this reaches the top.)
@@ -133,6 +134,14 @@ class OneLineErrorParser(argparse.ArgumentParser):
         return ns
 
     def error(self, message: str):
+        if "invalid choice" in message:
+            # `sn1 gateway --gateway.prot 9000`: the unknown flag left its value to be read as a
+            # sub-command; the flag is the mistake to report.
+            known = set(option_strings(self))
+            unknown = [a for a in getattr(self, "_sn1_args", []) if a.startswith("--")
+                       and a.split("=", 1)[0] not in known]
+            if unknown:
+                message = unrecognized(self, unknown)
         one_line_error(self, message)
 
 
@@ -173,8 +182,9 @@ def one_line_error(parser: argparse.ArgumentParser, message: str):
 
 def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The same for a parser made elsewhere (``subparsers.add_parser(...)`` of a plain parser)."""
-    parser.error = lambda message: one_line_error(parser, message)   # type: ignore[method-assign]
     parser.allow_abbrev = False
+    if not isinstance(parser, OneLineErrorParser):     # those do it already (and suggest flags)
+        parser.error = lambda message: one_line_error(parser, message)   # type: ignore[method-assign]
     return parser
 
 

@@ -20,7 +20,7 @@ from ..config import (LISTEN_PORT, PORT, Bounded, OneLineErrorParser, add_chain_
                       setup_logging)
 from ..errors import UsageError
 from ..protocol.serving import bind_socket, published_ip
-from .backends import BACKENDS, BackendChoices, load_backend
+from .backends import BACKENDS, HIDDEN, BackendChoices, load_backend
 
 log = logging.getLogger("sn1.miner")
 
@@ -102,7 +102,11 @@ def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend:
             log.debug("backend %s unavailable: %s", name, e)
             continue
         if hasattr(cls, "add_args"):
+            before = len(parser._actions)
             cls.add_args(parser)
+            if name in HIDDEN:    # usable, not shown
+                for action in parser._actions[before:]:
+                    action.help = argparse.SUPPRESS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
