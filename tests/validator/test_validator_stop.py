@@ -143,12 +143,20 @@ def test_a_rate_limited_first_run_waits_quietly(subnet, tmp_path):
     subnet.chain.set_weights(val, [min(subnet.miners)], [1.0])
     before = subnet.chain.weights()[subnet.validator_uid]
     full = tmp_path / "v"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("WANDB_MODE", None)          # wandb offline, as on a user's machine without a key
+    env.pop("WANDB_API_KEY", None)
     proc = subprocess.run(subnet.validator_cmd("--neuron.full_path", str(full), "--neuron.max_steps", "3",
-                                               "--neuron.epoch_length", "1"),
-                          cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                               "--neuron.epoch_length", "1", "--wandb.offline"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     assert state_mod.load(str(full)).step == 3
+    # wandb says nothing of its own (it printed ~35 lines at every exit); one line of ours says
+    # where the offline run is.
+    out = proc.stdout + proc.stderr
+    assert not [l for l in out.splitlines() if l.lstrip().startswith("wandb")], out
+    runs = [l for l in proc.stderr.splitlines() if "wandb run" in l]
+    assert len(runs) == 1 and " offline in " in runs[0] and "`wandb sync " in runs[0], out
     assert not [l for l in proc.stderr.splitlines() if "WARNING" in l and "weight" in l], proc.stderr
     assert "set_weights failed" not in proc.stderr and "retrying" not in proc.stderr
     lines = [l for l in proc.stderr.splitlines() if "rate limit" in l]
