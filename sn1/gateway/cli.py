@@ -142,7 +142,7 @@ def cmd_revoke(args) -> int:
 # ---- serving ----------------------------------------------------------------------------------
 
 def run(config) -> int:
-    from ..chain import ChainError, connect, load_wallet
+    from ..chain import ChainError, connect, load_wallet, register_hint
     from . import db
 
     setup_logging(config)
@@ -154,8 +154,8 @@ def run(config) -> int:
         raise UsageError(f"cannot read the metagraph of netuid {get(config, 'netuid')}: {e}") from None
     hotkey = wallet.hotkey.ss58_address
     if metagraph.uid_of(hotkey) is None:
-        log.warning("hotkey %s is not registered on netuid %s: miners will refuse its requests",
-                    hotkey, get(config, "netuid"))
+        log.warning("hotkey %s is not registered on netuid %s: miners will refuse its requests; "
+                    "register it with %s", hotkey, get(config, "netuid"), register_hint(config))
     conn = db.connect(get(config, "gateway.path"))
     sock = bind_socket(get(config, "gateway.ip"), get(config, "gateway.port"), "--gateway.port", DEFAULT_PORT)
     try:
