@@ -60,7 +60,20 @@ def test_weights_land_on_chain_and_move_incentive(sandbox_path, make_wallet, tmp
 
 
 def test_weights_failing_again_and_again_never_raise(sandbox_path, make_wallet, tmp_path):
-    # A rate limit longer than the test: every call after the first is refused by the chain.
+    chain = SandboxChain.init(sandbox_path, 1, tempo=1000, block_time=0.01, weights_rate_limit=10**6)
+    v_w = make_wallet("val")
+    chain.register(v_w, stake=1000)
+    chain.register(make_wallet("m"))
+    v = _validator(chain, v_w, tmp_path)
+    # A uid the chain does not have: every attempt is refused (not a rate limit).
+    v.state.scores = np.array([0.0, 1.0, 1.0])
+    results = [asyncio.run(v.maybe_set_weights()) for _ in range(5)]
+    assert results == [False] * 5
+    assert v.weights_backoff.failures == 5
+
+
+def test_the_rate_limit_is_waited_for_not_failed(sandbox_path, make_wallet, tmp_path):
+    # A rate limit longer than the test: the chain refuses every call after the first.
     chain = SandboxChain.init(sandbox_path, 1, tempo=1000, block_time=0.01, weights_rate_limit=10**6)
     v_w = make_wallet("val")
     chain.register(v_w, stake=1000)
@@ -69,10 +82,17 @@ def test_weights_failing_again_and_again_never_raise(sandbox_path, make_wallet, 
     v.state.scores = np.array([0.0, 1.0])
     results = []
     for _ in range(5):
-        v.state.last_weights_block = -1     # force an attempt each time
+        v.state.last_weights_block = -1     # forget our own record: only the chain knows
         results.append(asyncio.run(v.maybe_set_weights()))
     assert results[0] is True and results[1:] == [False] * 4
-    assert v.weights_backoff.failures == 4
+    assert v.weights_backoff.failures == 0                 # a rate limit is not a failure
+    set_at = chain.metagraph().neurons[v.uid].last_update
+    assert v.weights_not_before == set_at + 10**6          # the block the chain allows next
+    # A validator started later knows it from the metagraph before trying.
+    fresh = _validator(chain, v_w, tmp_path)
+    fresh.state.scores = np.array([0.0, 1.0])
+    assert asyncio.run(fresh.maybe_set_weights()) is False
+    assert fresh.weights_not_before == set_at + 10**6 and fresh.weights_backoff.failures == 0
 
 
 def test_disable_set_weights(sandbox_path, make_wallet, tmp_path):
