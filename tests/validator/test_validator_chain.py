@@ -104,3 +104,19 @@ def test_disable_set_weights(sandbox_path, make_wallet, tmp_path):
     v.state.scores = np.array([0.0, 1.0])
     assert asyncio.run(v.maybe_set_weights()) is False
     assert chain.weights() == {} or not chain.weights().get(v.uid)
+
+
+def test_a_stopping_validator_promises_no_retry(sandbox_path, make_wallet, tmp_path, caplog):
+    chain = SandboxChain.init(sandbox_path, 1, tempo=1000, block_time=0.01)
+    v_w = make_wallet("val")
+    chain.register(v_w, stake=1000)
+    chain.register(make_wallet("m"))
+    v = _validator(chain, v_w, tmp_path)
+    v.state.scores = np.array([0.0, 1.0, 1.0])       # refused by the chain: unknown uid
+    with caplog.at_level("WARNING", logger="sn1.validator"):
+        assert asyncio.run(v.maybe_set_weights()) is False
+        v.weights_backoff.not_before = 0.0
+        assert asyncio.run(v.maybe_set_weights(final=True)) is False
+    first, last = [r.getMessage() for r in caplog.records if "set_weights failed" in r.getMessage()]
+    assert "retrying in" in first
+    assert "not retried: the validator is stopping" in last and "retrying" not in last
