@@ -73,10 +73,17 @@ def test_gateway_before_its_miners(empty_subnet, tmp_path):
     miner = _start(procs, tmp_path / "miner.log", "miner", "--backend", "echo", *common, "--wallet.name", "miner",
                    "--axon.ip", "127.0.0.1", "--axon.port", str(mport))
     wait_for_port(mport, timeout=60, proc=miner)
-    deadline = time.monotonic() + 30        # half the default --gateway.metagraph_refresh
+    t0 = time.monotonic()
+    while not chain.metagraph().neurons[1].endpoint:     # the miner publishes right after listening
+        assert time.monotonic() - t0 < 30, "the miner never published its endpoint"
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    deadline = t0 + 30        # half the default --gateway.metagraph_refresh
     while (health := httpx.get(url + "/health", timeout=10)).status_code != 200:
         assert time.monotonic() < deadline, health.json()
         time.sleep(0.2)
+    print(f"routed to the new miner {time.monotonic() - t0:.1f}s after it published its endpoint "
+          f"(load {os.getloadavg()[0]:.1f})")
     h = health.json()
     assert h["status"] == "ok" and h["miners"] == 1 and "reason" not in h
     r = httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, timeout=30,
