@@ -170,3 +170,18 @@ def test_connect_builds_a_cold_sdk_client():
     assert BittensorChain("test", 102).client.endpoint == "wss://test.finney.opentensor.ai:443"
     with pytest.raises(UsageError, match="Unknown network 'mainnet'"):
         BittensorChain("mainnet", 1).client
+
+
+def test_rate_limit_and_unreachable_are_told_apart():
+    from sn1.chain import ChainUnreachable, RateLimited
+
+    chain = BittensorChain("test", 102, client=StandInClient(fail_with="weights set too fast"))
+    with pytest.raises(RateLimited, match="weights set too fast"):      # SettingWeightsTooFast
+        chain.set_weights(wallet(HOTKEYS[0]), [1], [1.0])
+    with pytest.raises(ChainUnreachable) as e:
+        BittensorChain("test", 102, client=RaisingClient()).block()
+    assert str(e.value).startswith("cannot reach test (wss://test.finney.opentensor.ai:443): could not connect")
+    assert str(e.value).endswith("; for a local subnet on this machine use `--subtensor.network sandbox` "
+                                 "(README, \"Sandbox\")")
+    with pytest.raises(ChainUnreachable, match=r"cannot reach finney \(ws://127.0.0.1:1\)"):
+        BittensorChain("finney", 102, endpoint="ws://127.0.0.1:1", client=RaisingClient()).block()
