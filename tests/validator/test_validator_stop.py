@@ -13,6 +13,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from sn1.testing import ROOT, make_wallet
 from sn1.validator import state as state_mod
 from sn1.validator.events import read_events
@@ -129,8 +131,6 @@ def test_one_ctrl_c_finishes_the_step_and_saves_it(subnet, tmp_path):
     assert state_mod.load(str(full)).step == 1
     assert [e["step"] for e in read_events(str(full / "events.jsonl"))] == [1]
 
-
-import pytest  # noqa: E402
 
 
 @pytest.mark.parametrize("subnet", [{"weights_rate_limit": 2000}], indirect=True)
