@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 from types import SimpleNamespace
 from typing import Any, Sequence
@@ -134,14 +135,18 @@ class OneLineErrorParser(argparse.ArgumentParser):
         return ns
 
     def error(self, message: str):
-        if "invalid choice" in message:
-            # `sn1 gateway --gateway.prot 9000`: the unknown flag left its value to be read as a
-            # sub-command; the flag is the mistake to report.
-            known = set(option_strings(self))
-            unknown = [a for a in getattr(self, "_sn1_args", []) if a.startswith("--")
-                       and a.split("=", 1)[0] not in known]
-            if unknown:
-                message = unrecognized(self, unknown)
+        # A mistyped flag can surface as another error: `sn1 gateway --gateway.prot 9000` leaves
+        # 9000 to be read as a sub-command ("invalid choice"), `keys create --nam x` misses
+        # --name ("required"). The flag is the mistake to report.
+        args = getattr(self, "_sn1_args", [])
+        known = set(option_strings(self))
+        unknown = [a for a in args if a.startswith("--") and a.split("=", 1)[0] not in known]
+        choice = re.match(r"argument [^:]+: invalid choice: '(.*?)'", message)
+        if choice and any(v == choice.group(1) and i > 0 and args[i - 1] in unknown
+                          for i, v in enumerate(args)):
+            message = unrecognized(self, unknown)
+        elif message.startswith("the following arguments are required") and unknown:
+            message = unrecognized(self, unknown)
         one_line_error(self, message)
 
 

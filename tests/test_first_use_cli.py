@@ -44,6 +44,12 @@ def sandbox(tmp_path):
      "error: sn1: unrecognized arguments: --tmpo 10; did you mean --tempo?"),
     (["-m", "sn1.cli", "client", "--uids", "1", "--messag", "hi"],
      "error: sn1: unrecognized arguments: --messag hi; did you mean --message? (abbreviated flags are not accepted)"),
+    (["-m", "sn1.cli", "gateway", "keys", "create", "--nam", "x"],
+     "error: sn1 gateway keys create: unrecognized arguments: --nam; did you mean --name? "
+     "(abbreviated flags are not accepted)"),
+    (["-m", "sn1.cli", "valdator", "--neuron.timeout", "5"],       # a mistyped command stays that
+     "error: sn1: argument COMMAND: invalid choice: 'valdator' (choose from 'sandbox', 'miner', 'client', "
+     "'validator', 'tasks', 'demo', 'gateway')"),
     (["-m", "sn1.cli", "validator", "--completely-unknown"],
      "error: sn1: unrecognized arguments: --completely-unknown"),
 ])
