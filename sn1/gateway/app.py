@@ -16,6 +16,7 @@ import time
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -158,6 +159,8 @@ def build_app(chat: ChatEndpoint, *, model: str = "sn1", health=None) -> Starlet
         return JSONResponse({"status": "ok", **(health() if health else {})})
 
     async def metrics_route(request):
+        if not getattr(metrics, "public", True):     # --metrics.port: served there only
+            return await http_error(request, HTTPException(404))
         return Response(metrics.render(), media_type=metrics.content_type)
 
     async def index(request):

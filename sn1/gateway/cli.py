@@ -9,12 +9,14 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 import time
 
 from ..config import (LISTEN_PORT, UID, OneLineErrorParser, add_chain_args, add_logging_args, add_wallet_args,
                       at_least, expand, flag, get, nest, one_line_errors, positive, setup_logging)
 from ..errors import UsageError
+from ..protocol import metrics as metrics_port
 from ..protocol.serving import bind_socket
 
 log = logging.getLogger("sn1.gateway")
@@ -47,6 +49,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, g + "log_content", action="store_true", help="keep prompts and answers in the records")
     flag(parser, g + "validator_state", default=None,
          help="folder (or state.json) of a validator running beside the gateway: its scores steer routing")
+    flag(parser, g + "replica", default=None,
+         help="this replica's name, the 'replica' label of its metrics (default: HOSTNAME:PORT)")
+    metrics_port.add_args(parser)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -145,15 +150,17 @@ def run(config) -> int:
         log.warning("hotkey %s is not registered on netuid %s: miners will refuse its requests",
                     hotkey, get(config, "netuid"))
     conn = db.connect(get(config, "gateway.path"))
+    metrics_port.check(config, get(config, "gateway.port"))
     sock = bind_socket(get(config, "gateway.ip"), get(config, "gateway.port"))
+    metrics_sock = metrics_port.bind(config, get(config, "gateway.port"), sock.getsockname()[1])
     try:
-        asyncio.run(serve(config, wallet, chain, metagraph, conn, sock))
+        asyncio.run(serve(config, wallet, chain, metagraph, conn, sock, metrics_sock))
     except KeyboardInterrupt:
         pass
     return 0
 
 
-async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
+async def serve(config, wallet, chain, metagraph, conn, sock, metrics_sock=None) -> None:
     import httpx
     import uvicorn
 
@@ -187,7 +194,9 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
                              timeout=get(config, "gateway.timeout"),
                              max_attempts=get(config, "gateway.max_attempts"),
                              log_content=bool(get(config, "gateway.log_content")))
-    relay = Relay(router, http, hotkey_signer(wallet), Metrics(), settings)
+    metrics = Metrics(replica=get(config, "gateway.replica") or f"{socket.gethostname()}:{sock.getsockname()[1]}",
+                      public=metrics_sock is None)
+    relay = Relay(router, http, hotkey_signer(wallet), metrics, settings)
     chat = ChatEndpoint(relay, conn, limits, records, max_tokens=get(config, "gateway.max_tokens"))
     app = build_app(chat, health=lambda: {"miners": len(router.candidates), "block": router_block[0],
                                                 "validator_scores": len(router.scores)})
@@ -214,10 +223,13 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
                                            timeout_graceful_shutdown=3))
     refresher = asyncio.create_task(refresh())
+    metrics_task = await metrics_port.serve(metrics_sock, metrics.collector)
     try:
         await server.serve(sockets=[sock])
     finally:
         refresher.cancel()
+        if metrics_task is not None:
+            metrics_task.cancel()
         await http.aclose()
         records.close()
 

@@ -23,10 +23,12 @@ from .. import __spec_version__, __version__
 from ..chain import Chain, ChainError, Metagraph, connect, load_wallet
 from ..config import expand, get
 from ..errors import UsageError, one_line
+from ..protocol import metrics as metrics_port
 from . import inference
 from . import scores as scores_mod
 from . import state as state_mod
 from .events import EventLog, WandbLog
+from .metrics import ValidatorMetrics
 from .uids import sample_uids
 from .weights import process_weights
 
@@ -95,6 +97,7 @@ class Validator:
     weights_backoff: Backoff = field(default_factory=Backoff)
     last_sync: float = 0.0
     stopping: bool = False
+    metrics: ValidatorMetrics = field(default_factory=ValidatorMetrics)
 
     # ---- task -------------------------------------------------------------------------
     def pick_task_name(self, rng: random.Random) -> str:
@@ -224,11 +227,13 @@ class Validator:
                 asyncio.to_thread(self.chain.set_weights, self.wallet, uids, weights, __spec_version__),
                 timeout=120)
         except Exception as e:   # a flaky chain or SDK: retry later, never stop the loop
+            self.metrics.chain_error("set_weights")
             delay = self.weights_backoff.failed()
             log.warning("set_weights failed (%d in a row), retrying in %.0fs: %s",
                         self.weights_backoff.failures, delay, e or type(e).__name__)
             return False
         self.weights_backoff.succeeded()
+        self.metrics.weights_set()
         self.state.last_weights_block = block
         log.info("set weights at block %d on %d uids (version_key %d)", block, len(uids), __spec_version__)
         return True
@@ -319,6 +324,8 @@ async def run(config) -> int:
     from ..validator.query import MinerClient
 
     v = await setup(config)
+    metrics_sock = metrics_port.bind(config, None if get(config, "neuron.axon_off") else get(config, "axon.port"))
+    metrics_task = await metrics_port.serve(metrics_sock, v.metrics.attach(v).collector)   # before models load
     sock = None
     if not get(config, "neuron.axon_off"):
         from .endpoint import bind
@@ -371,8 +378,10 @@ async def run(config) -> int:
             for out in outcomes:
                 if isinstance(out, BaseException):
                     log.error("step failed: %s: %s", type(out).__name__, out)
+                    v.metrics.step_failed()
                 elif out is not None:
                     log.info(_summary(out))
+                    v.metrics.step(out)
                     await asyncio.to_thread(v.record, out)
             try:
                 interval = get(config, "neuron.sync_interval") or 0
@@ -380,6 +389,7 @@ async def run(config) -> int:
                     await v.resync()
             except Exception as e:   # keep going on the last metagraph
                 log.warning("metagraph sync failed, keeping the last one: %s", e)
+                v.metrics.chain_error("metagraph")
             await v.maybe_set_weights()
             await asyncio.to_thread(v.save)
             if all(isinstance(o, BaseException) for o in outcomes):
@@ -389,5 +399,7 @@ async def run(config) -> int:
     v.wandb.close()
     if server_task is not None:
         server_task.cancel()
+    if metrics_task is not None:
+        metrics_task.cancel()
     log.info("stopped after step %d; state in %s", v.state.step, v.folder)
     return 0
