@@ -135,7 +135,10 @@ class MinerMetrics:
         chat = self.chat
         c = CounterMetricFamily("sn1_miner_requests", "Chat requests answered, by HTTP status and caller kind",
                                 labels=["status", "caller"])
-        for (status, caller), n in sorted(self.requests.items()):
+        requests = dict(self.requests)
+        if self.admission is not None and self.admission.refused:    # 503 before the endpoint: unverified
+            requests[("503", "other")] = requests.get(("503", "other"), 0) + self.admission.refused
+        for (status, caller), n in sorted(requests.items()):
             c.add_metric([status, caller], n)
         yield c
         c = CounterMetricFamily("sn1_miner_refusals", "Requests refused before any generation, by reason",
