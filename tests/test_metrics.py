@@ -420,3 +420,9 @@ def test_metrics_port_equal_to_the_public_port_or_taken_is_refused(net):
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot listen on 127.0.0.1:{taken}") and "Traceback" not in proc.stderr
+    proc = run_sn1("miner", "--backend", "echo", *net.common(), "--wallet.name", "miner-phrase",
+                   "--axon.ip", "127.0.0.1", "--axon.port", str(free_port()), "--metrics.port", str(free_port()),
+                   "--metrics.host", "no-such-host.invalid")
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot listen on no-such-host.invalid:") and "Traceback" not in proc.stderr
