@@ -3,7 +3,7 @@
 Updated at a few points of ``server.ChatEndpoint``: a refusal (``refused``), the
 caller once identified (``identify``), the end of a generation (``generated``),
 and the stream's first body write (``watch``: a callable wrapper around
-``send``, one attribute test per chunk). Everything that is a state (queue
+``send``, one call and one attribute test per chunk). Everything that is a state (queue
 depth, active generations, open connections) is read from the endpoint, the
 priority gate and the connection guard when Prometheus scrapes, so it costs
 nothing in between.
@@ -54,7 +54,8 @@ def refusal_reason(status: int, message: str) -> str:
 
 
 class FirstWrite:
-    """``send`` that notes when the first body bytes went out (the reader's first token)."""
+    """``send`` (wrapped once the response has started) that notes when the first body bytes
+    went out: the reader's first token."""
 
     __slots__ = ("send", "t")
 
@@ -63,7 +64,7 @@ class FirstWrite:
         self.t: float | None = None
 
     def __call__(self, message):
-        if self.t is None and message["type"] == "http.response.body":
+        if self.t is None:
             self.t = time.monotonic()
         return self.send(message)      # the awaitable itself: no extra coroutine per chunk
 

@@ -383,12 +383,12 @@ class ChatEndpoint:
     async def _generate(self, send, stream: bool, messages, params: GenParams, deadline: float,
                         watcher, *, caller: str, uid, t_arrival: float) -> None:
         encoder = ChunkEncoder(self.model) if stream else None
-        send = self.metrics.watch(send, stream)
         gen = _Generation(self.backend.generate(messages, params), self.settings.streaming_batch_size,
                           params.max_tokens, encoder, self.settings.streaming_interval,
                           logprobs=params.logprobs is not None)
         if stream:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        send = self.metrics.watch(send, stream)     # notes when the first chunk is written
         pump = asyncio.ensure_future(gen.run(send))
         error = None
         try:
