@@ -275,7 +275,7 @@ async def serve(config, wallet, chain, metagraph, conn, sock) -> None:
     port = sock.getsockname()[1]
     log.info("gateway on http://%s:%d (hotkey %s): %d miners to route to, %s",
              get(config, "gateway.ip"), port, wallet.hotkey.ss58_address, len(router.candidates),
-             f"shared state in Redis {store.where} as replica {store.replica}" if redis_url
+             f"shared state in Redis {store.where} as replica {store.replica}" if get(config, "gateway.redis_url")
              else f"database {expand(get(config, 'gateway.path'))}")
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
                                            timeout_graceful_shutdown=3))
