@@ -28,7 +28,7 @@ from .limits import LimitExceeded
 from .records import Record
 from .relay import Relay, send_json
 from .request import DEFAULT_MAX_TOKENS, parse
-from .store import Store, StoreUnavailable
+from .store import KeyRevoked, Store, StoreUnavailable
 
 log = logging.getLogger("sn1.gateway")
 
@@ -96,6 +96,9 @@ class ChatEndpoint:
                                      rec=rec)
         except StoreUnavailable as e:       # nothing was counted: the client may retry
             return await self.refuse(send, 503, e.message, headers=[(b"retry-after", b"1")], rec=rec)
+        except KeyRevoked:
+            return await self.refuse(send, 401, "invalid or revoked API key", rec=rec,
+                                     headers=[(b"www-authenticate", b"Bearer")])
         status = _StatusSend(send)
         self.metrics.in_flight.inc()
         watcher = asyncio.ensure_future(wait_disconnect(receive))

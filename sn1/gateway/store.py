@@ -5,7 +5,7 @@ The chat endpoint talks to a ``Store`` only:
 - ``await lookup(token)``: the active key, or None (401); StoreUnavailable (503) when the state
   cannot be reached;
 - ``await admit(key, want_tokens)``: counts one request and reserves tokens, or raises
-  LimitExceeded (429) or StoreUnavailable (503) with nothing counted;
+  LimitExceeded (429), KeyRevoked (401) or StoreUnavailable (503) with nothing counted;
 - ``await settle(key, reserved, used)``: the request ended (never raises);
 - ``record(rec)``: one row per request, never blocks;
 - ``health()``: {} while all is well, else ``{"status": ..., "store": why}``.
@@ -33,6 +33,10 @@ class StoreUnavailable(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class KeyRevoked(Exception):
+    """The key was revoked between its lookup and its admission (e.g. during a slow upload): 401."""
 
 
 class Store:

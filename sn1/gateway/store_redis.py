@@ -41,7 +41,7 @@ from ..errors import UsageError
 from . import keys as keys_mod
 from .limits import LimitExceeded
 from .records import COLUMNS, Record, RecordWriter
-from .store import Store, StoreUnavailable
+from .store import KeyRevoked, Store, StoreUnavailable
 
 log = logging.getLogger("sn1.gateway")
 
@@ -255,7 +255,7 @@ class RedisStore(Store):
         self._ok()
         grant = int(grant)
         if grant == -1:
-            raise StoreUnavailable("the API key was revoked")    # between lookup and admission: rare
+            raise KeyRevoked()          # between lookup and admission
         if grant == -2:
             raise LimitExceeded(f"rate limit: key {key.name!r} may send {key.rpm} requests per minute",
                                 float(extra))

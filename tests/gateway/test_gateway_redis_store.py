@@ -11,7 +11,7 @@ import pytest
 from sn1.errors import UsageError
 from sn1.gateway.limits import LimitExceeded
 from sn1.gateway.routing import Router
-from sn1.gateway.store import StoreUnavailable
+from sn1.gateway.store import KeyRevoked, StoreUnavailable
 from sn1.gateway.store_redis import RedisKeys, RedisStore
 
 from .redis_server import RedisServer, need_redis_server
@@ -89,8 +89,11 @@ async def test_revoke_and_update_take_effect_on_the_next_request(redis_url):
             await s.admit(key, 1)
         assert admin.update("carol", tokens_per_day=7).tokens_per_day == 7
         assert (await s.lookup(token)).tokens_per_day == 7
+        looked = await s.lookup(token)
         admin.revoke("carol")
         assert await s.lookup(token) is None
+        with pytest.raises(KeyRevoked):                 # revoked during the upload of its body
+            await s.admit(looked, 1)
         with pytest.raises(UsageError, match="no active key"):
             admin.update("carol", rpm=5)
         assert [k.name for k, _ in admin.list_keys(include_revoked=True)] == ["carol"]
