@@ -167,3 +167,36 @@ async def test_redis_away_refuses_and_resumes(tmp_path):
         await s.close()
     finally:
         server.stop()
+
+
+def test_keys_update_and_records_commands_in_sqlite_mode(tmp_path):
+    """The same commands without --gateway.redis_url act on the SQLite file (the default)."""
+    import json
+
+    from sn1.gateway import db, keys
+    from sn1.gateway.records import Record, RecordWriter
+    from sn1.testing import run_sn1
+
+    path = str(tmp_path / "gw")
+    run_sn1("gateway", "keys", "create", "--name", "ann", "--gateway.path", path, check=True)
+    out = run_sn1("gateway", "keys", "update", "--name", "ann", "--rpm", "7", "--gateway.path", path, check=True)
+    assert "7 requests/minute, 100000 tokens/day" in out.stdout
+    [k] = keys.list_keys(db.connect(path))
+    assert (k.rpm, k.tokens_per_day) == (7, 100000)
+    bad = run_sn1("gateway", "keys", "update", "--name", "ann", "--gateway.path", path)
+    assert bad.returncode != 0 and "nothing to update" in bad.stderr and "Traceback" not in bad.stderr
+    w = RecordWriter(path)
+    for i in range(3):
+        w.add(Record(key_name="ann" if i != 1 else "other", uid=i, status="ok", tokens=i))
+    w.close()
+    out = run_sn1("gateway", "records", "--key", "ann", "--gateway.path", path, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["key_name"], r["uid"]) for r in rows] == [("ann", 2), ("ann", 0)]     # newest first
+
+
+def test_a_bad_redis_url_is_one_line(tmp_path):
+    from sn1.testing import run_sn1
+
+    bad = run_sn1("gateway", "keys", "list", "--gateway.redis_url", "http://x:1/0")
+    assert bad.returncode != 0 and "--gateway.redis_url must look like redis://HOST:PORT/DB" in bad.stderr
+    assert "Traceback" not in bad.stderr
