@@ -103,7 +103,9 @@ def test_update_and_revoke_reach_every_replica_at_once(replicas, redis):
     assert [ask(gw, key).status_code for gw in replicas] == [200] * 3
     out = keys(redis, "update", "--name", "eve", "--rpm", "4").stdout     # 3 used in this minute: 1 left
     assert "4 requests/minute" in out
-    assert [ask(gw, key).status_code for gw in replicas] == [200, 429, 429]
+    got = [ask(gw, key) for gw in replicas]
+    assert [r.status_code for r in got] == [200, 429, 429]
+    assert "may send 4 requests per minute" in got[2].json()["error"]["message"]
     keys(redis, "revoke", "--name", "eve")
     t0 = time.monotonic()
     codes = [ask(gw, key).status_code for gw in replicas]

@@ -91,12 +91,18 @@ async def test_revoke_and_update_take_effect_on_the_next_request(redis_url):
         assert (await s.lookup(token)).tokens_per_day == 7
         looked = await s.lookup(token)
         admin.revoke("carol")
-        assert await s.lookup(token) is None
-        with pytest.raises(KeyRevoked):                 # revoked during the upload of its body
+        with pytest.raises(KeyRevoked):                 # admission reads the key: revoked at once
             await s.admit(looked, 1)
+        assert await s.lookup(token) is None
+        other = RedisStore(redis_url, replica="b", hold=60.0)
+        assert (await other.lookup(token2 := admin.create("dan", 5, 5)[0])).name == "dan"
+        admin.revoke("dan")
+        await asyncio.sleep(0.6)                        # a replica's cached lookup lasts 0.5 s at most
+        assert await other.lookup(token2) is None
+        await other.close()
         with pytest.raises(UsageError, match="no active key"):
             admin.update("carol", rpm=5)
-        assert [k.name for k, _ in admin.list_keys(include_revoked=True)] == ["carol"]
+        assert [k.name for k, _ in admin.list_keys(include_revoked=True)] == ["carol", "dan"]
         assert admin.list_keys() == []
         token2, _ = admin.create("carol", 1, 1)         # the name is free again
         assert (await s.lookup(token2)).name == "carol" and await s.lookup(token) is None
