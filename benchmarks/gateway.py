@@ -19,8 +19,8 @@ With ``--replicas N`` it measures the shared-state path instead: a real ``redis-
 free port, one gateway in the default SQLite mode, and N gateway replicas on
 ``--gateway.redis_url``, all in front of the same mock miners. Prints:
 
-- the Redis store's own cost per request, in process (key lookup + admission + settlement: three
-  round trips to Redis), p50/p99;
+- the Redis store's own cost per request, in process (key lookup, reused for 0.5 s; admission;
+  settlement: two round trips to Redis), p50/p99, and each gateway's CPU per request;
 - TTFT p50/p99 at each ``--clients`` count through the SQLite gateway, one Redis replica (same
   load: the difference is what the Redis path adds) and the N replicas with clients spread over them;
 - the exactness check: a 60-requests-per-minute key, ``--burst`` (300) concurrent requests spread
@@ -233,6 +233,7 @@ def replicas_bench(args, tmp, common, start, uids) -> int:
 
     import httpx
     import openai
+    import psutil
 
     from sn1.gateway import db, keys
     from sn1.gateway.store_redis import RedisKeys, RedisStore
@@ -277,11 +278,16 @@ def replicas_bench(args, tmp, common, start, uids) -> int:
                       "--gateway.port", str(port), "--gateway.path", os.path.join(tmp, f"gw-{name}"),
                       "--gateway.uids", *map(str, uids), *extra)
             wait_for_port(port, timeout=60, proc=p)
-            return f"http://127.0.0.1:{port}/v1"
+            return f"http://127.0.0.1:{port}/v1", psutil.Process(p.pid)
 
         skey, _ = keys.create(db.connect(os.path.join(tmp, "gw-sqlite")), "bench", rpm=10**9, tokens_per_day=10**12)
-        sqlite_url = gateway("sqlite")
-        redis_urls = [gateway(f"redis{i}", "--gateway.redis_url", url) for i in range(args.replicas)]
+        sqlite_url, sqlite_proc = gateway("sqlite")
+        redis_gws = [gateway(f"redis{i}", "--gateway.redis_url", url) for i in range(args.replicas)]
+        redis_urls = [u for u, _ in redis_gws]
+        procs_of = {"sqlite": [sqlite_proc], "redis": [redis_gws[0][1]], f"redis x{args.replicas}":
+                    [p for _, p in redis_gws]}
+        cpu_of = lambda ps: sum(sum(p.cpu_times()[:2]) for p in ps)  # noqa: E731
+        cpu = {m: [0.0, 0] for m in procs_of}       # CPU seconds, requests
         limits = httpx.Limits(max_connections=2000, max_keepalive_connections=0)
 
         def clients(urls, key):
@@ -300,7 +306,10 @@ def replicas_bench(args, tmp, common, start, uids) -> int:
             async def measure():
                 for _ in range(2):
                     for mode, cs in modes.items():
+                        c0 = cpu_of(procs_of[mode])
                         r = await run_clients(cs, n, max(1, args.requests // 2), args.tokens)
+                        cpu[mode][0] += cpu_of(procs_of[mode]) - c0
+                        cpu[mode][1] += n * max(1, args.requests // 2)
                         for k, v in r.items():
                             res[mode][k] = res[mode].get(k, 0 if k == "chunks" else []) + v
             asyncio.run(measure())
@@ -311,6 +320,9 @@ def replicas_bench(args, tmp, common, start, uids) -> int:
                   f"{rx[0]:>7.1f} | {sq[1]:>10.1f} {rd[1]:>7.1f} {rd[1] - sq[1]:>6.1f} {rx[1]:>7.1f} | {errs}")
             for e in [e for r in res.values() for e in r.get("errors", [])][:3]:
                 print("   ", e)
+
+        print("gateway CPU (user+sys) per streamed request, all client counts: " + ", ".join(
+            f"{m} {c / max(1, k) * 1e3:.2f} ms" for m, (c, k) in cpu.items()))
 
         # 3. exactness across the replicas
         ekey, _ = admin.create("exact", rpm=60, tokens_per_day=10**9)
