@@ -268,7 +268,7 @@ def replicas_bench(args, tmp, common, start, uids) -> int:
             await s.close()
             return lat
         lat = asyncio.run(store_cost())
-        print(f"load {os.getloadavg()[0]:.1f}: Redis store per request (lookup + admit + settle, 3 round trips), "
+        print(f"load {os.getloadavg()[0]:.1f}: Redis store per request (lookup cached 0.5 s + admit + settle), "
               f"in process: p50 {pct(lat, 50) * 1e3:.3f} ms, p99 {pct(lat, 99) * 1e3:.3f} ms\n")
 
         # 2. TTFT through the gateways
