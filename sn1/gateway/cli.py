@@ -92,7 +92,10 @@ def add_keys_parsers(p: argparse.ArgumentParser) -> None:
     u.add_argument("--rpm", type=at_least(1), default=None, help="new requests per minute")
     u.add_argument("--tokens-per-day", type=at_least(1), default=None, help="new completion tokens per UTC day")
     u.set_defaults(func=cmd_update)
-    for q in (c, ls, r, u):
+    im = sub.add_parser("import", help="copy the keys (and today's use) of --gateway.path's SQLite file into "
+                                       "--gateway.redis_url: their holders keep their keys")
+    im.set_defaults(func=cmd_import)
+    for q in (c, ls, r, u, im):
         _store_flags(q)
 
 
@@ -172,6 +175,27 @@ def cmd_update(args) -> int:
     k = (shared.update(args.name, rpm=args.rpm, tokens_per_day=args.tokens_per_day) if shared
          else keys.update(_conn(args), args.name, rpm=args.rpm, tokens_per_day=args.tokens_per_day))
     print(f"updated key {k.name!r} ({k.prefix}…): {k.rpm} requests/minute, {k.tokens_per_day} tokens/day")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from . import keys
+    from .limits import DAY
+    from .records import tokens_today
+
+    shared = _redis(args)
+    if shared is None:
+        raise UsageError("keys import needs --gateway.redis_url (where to copy the keys to)")
+    conn = _conn(args)
+    used = tokens_today(conn, time.time() // DAY * DAY)
+    counts: dict[str, int] = {}
+    for k in keys.list_keys(conn, include_revoked=True):
+        outcome = shared.import_key(k, used.get(k.name, 0))
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if outcome == "name taken":
+            print(f"not imported: {k.name!r} ({k.prefix}…): an active key of that name is already in Redis")
+    print(f"{counts.get('imported', 0)} keys imported into Redis {shared.where}; "
+          f"{counts.get('exists', 0)} were there already, {counts.get('name taken', 0)} skipped (name taken)")
     return 0
 
 

@@ -119,12 +119,14 @@ end
 return #ARGV
 """
 
+# KEYS: key:<hash>, name:<name>, keys, next_id; ARGV: name, prefix, rpm, tpd, created, hash, revoked ('' if not)
 CREATE = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if ARGV[7] == '' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local id = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'name', ARGV[1], 'prefix', ARGV[2], 'rpm', ARGV[3], 'tpd', ARGV[4],
-           'created', ARGV[5], 'revoked', '', 'id', id)
-redis.call('SET', KEYS[2], ARGV[6])
+           'created', ARGV[5], 'revoked', ARGV[7], 'id', id)
+if ARGV[7] == '' then redis.call('SET', KEYS[2], ARGV[6]) end
 redis.call('ZADD', KEYS[3], id, ARGV[6])
 return id
 """
@@ -453,10 +455,25 @@ class RedisKeys:
         h = keys_mod.hash_key(key)
         now = time.time()
         kid = self._call(self.r.eval, CREATE, 4, NS + "key:" + h, NS + "name:" + name, NS + "keys", NS + "next_id",
-                         name, key[:keys_mod.SHOWN], rpm, tokens_per_day, repr(now), h)
-        if not kid:
+                         name, key[:keys_mod.SHOWN], rpm, tokens_per_day, repr(now), h, "")
+        if not kid or int(kid) < 0:
             raise UsageError(f"an active key named {name!r} exists; revoke it first or choose another name")
         return key, keys_mod.Key(int(kid), name, key[:keys_mod.SHOWN], rpm, tokens_per_day, now, None, h)
+
+    def import_key(self, k: keys_mod.Key, used_today: int = 0) -> str:
+        """Copy a key of the SQLite store (its hash: holders keep their key) with today's use.
+        Returns "imported", "exists" (this hash is already here) or "name taken" (another active key)."""
+        revoked = "" if k.revoked is None else repr(k.revoked)
+        kid = self._call(self.r.eval, CREATE, 4, NS + "key:" + k.hash, NS + "name:" + k.name, NS + "keys",
+                         NS + "next_id", k.name, k.prefix, k.rpm, k.tokens_per_day, repr(k.created), k.hash, revoked)
+        if int(kid) == -1:
+            return "exists"
+        if int(kid) == 0:
+            return "name taken"
+        if used_today and k.revoked is None:
+            day = int(self._call(self.r.time)[0]) // 86400
+            self._call(self.r.hset, NS + "use:" + k.hash, mapping={"day": day, "used": int(used_today), "reserved": 0})
+        return "imported"
 
     def get(self, h: str) -> keys_mod.Key | None:
         return _key_from(h, self._call(self.r.hgetall, NS + "key:" + h))

@@ -206,3 +206,34 @@ def test_a_bad_redis_url_is_one_line(tmp_path):
     bad = run_sn1("gateway", "keys", "list", "--gateway.redis_url", "http://x:1/0")
     assert bad.returncode != 0 and "--gateway.redis_url must look like redis://HOST:PORT/DB" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_keys_import_from_sqlite_keeps_holders_keys(redis_url, tmp_path):
+    from sn1.gateway import db, keys
+    from sn1.gateway.records import Record, RecordWriter
+    from sn1.testing import run_sn1
+
+    path = str(tmp_path / "gw")
+    conn = db.connect(path)
+    token, _ = keys.create(conn, "ann", rpm=3, tokens_per_day=500)
+    old, _ = keys.create(conn, "old")
+    keys.revoke(conn, "old")
+    keys.create(conn, "bea")
+    w = RecordWriter(path)
+    w.add(Record(key_name="ann", uid=1, status="ok", tokens=120))
+    w.close()
+    RedisKeys(redis_url).create("bea", 1, 1)            # a different key already has that name in Redis
+    out = run_sn1("gateway", "keys", "import", "--gateway.path", path, "--gateway.redis_url", redis_url, check=True)
+    assert "2 keys imported" in out.stdout and "not imported: 'bea'" in out.stdout
+    s = RedisStore(redis_url, replica="a", hold=60.0)
+    try:
+        k = await s.lookup(token)                       # the holder's key works as it is
+        assert (k.name, k.rpm, k.tokens_per_day) == ("ann", 3, 500)
+        assert await s.lookup(old) is None               # revoked stays revoked
+        assert int(await s.admit(k, 1000)) == 380        # today's 120 tokens came along
+    finally:
+        await s.close()
+    again = run_sn1("gateway", "keys", "import", "--gateway.path", path, "--gateway.redis_url", redis_url, check=True)
+    assert "0 keys imported" in again.stdout and "2 were there already" in again.stdout
+    bad = run_sn1("gateway", "keys", "import", "--gateway.path", path)
+    assert bad.returncode != 0 and "needs --gateway.redis_url" in bad.stderr
