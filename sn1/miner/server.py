@@ -38,6 +38,7 @@ from ..protocol.auth import AuthError, has_auth_headers, verify_headers
 from ..protocol.request import RequestError, parse_request, parse_timeout_header
 from ..protocol.wire import (CHAT_PATH, DONE, HEALTH_PATH, TIMEOUT_HEADER, ChunkEncoder,
                              encode_completion, encode_error)
+from .metrics import MinerMetrics
 from .priority import PriorityGate, QueueFull
 
 log = logging.getLogger("sn1.miner")
@@ -225,11 +226,13 @@ class ChatEndpoint:
         self.nonce_store = nonce_store
         self.model = getattr(backend, "name", type(backend).__name__)
         self.stats = Stats()
+        self.metrics = MinerMetrics(self)
 
     # ---- refusals -------------------------------------------------------------------------
     async def _refuse(self, scope, receive, send, status: int, message: str, field: str | None = None,
                       headers: dict | None = None) -> None:
         self.stats.refused[status] = self.stats.refused.get(status, 0) + 1
+        self.metrics.refused(status, message)
         log.debug("refused %d: %s", status, message)
         await Response(encode_error(status, message, field=field), status_code=status,
                        media_type="application/json", headers=headers)(scope, receive, send)
@@ -308,6 +311,7 @@ class ChatEndpoint:
         except AuthError as e:
             return await self._refuse(scope, receive, send, 401, f"{type(e).__name__}: {e}")
         neuron = await self.view.lookup(caller)
+        self.metrics.identify(neuron, headers)
         if neuron is None and not s.allow_non_registered:
             return await self._refuse(scope, receive, send, 403,
                                       f"caller hotkey {caller} is not registered on this subnet")
@@ -384,6 +388,7 @@ class ChatEndpoint:
                           logprobs=params.logprobs is not None)
         if stream:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        send = self.metrics.watch(send, stream)     # notes when the first chunk is written
         pump = asyncio.ensure_future(gen.run(send))
         error = None
         try:
@@ -407,6 +412,7 @@ class ChatEndpoint:
                 except (asyncio.CancelledError, Exception):
                     pass
         self.stats.served += 1
+        self.metrics.generated(finish, gen.n, t_arrival, send, error)
         elapsed = time.monotonic() - t_arrival
         log.info("uid %s (%s): %d tokens in %.2fs, %s", uid, caller[:8], gen.n, elapsed, finish)
         if finish == "disconnect":

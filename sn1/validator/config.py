@@ -72,6 +72,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
     flag(parser, "--axon.external_ip", default=None, help="ip published on chain")
     flag(parser, "--axon.external_port", type=PORT, default=None, help="port published on chain")
+    from . import metrics
+
+    metrics.add_args(parser)     # --metrics.port, --metrics.host, --metrics.top_uids
     flag(parser, "--wandb.off", action="store_true", help="no Weights & Biases logging")
     flag(parser, "--wandb.offline", action="store_true", help="log to wandb files only")
     flag(parser, "--wandb.project_name", default="alpha-validators", help="W&B project")

@@ -25,10 +25,12 @@ from .. import __spec_version__, __version__
 from ..chain import Chain, ChainError, Metagraph, RateLimited, connect, load_wallet, register_hint
 from ..config import expand, get
 from ..errors import UsageError, one_line
+from ..protocol import metrics as metrics_port
 from . import inference
 from . import scores as scores_mod
 from . import state as state_mod
 from .events import EventLog, WandbLog
+from .metrics import ValidatorMetrics
 from .uids import sample_uids
 from .weights import process_weights
 
@@ -100,6 +102,7 @@ class Validator:
     io_lock: threading.Lock = field(default_factory=threading.Lock)   # state and events writes
     last_sync: float = 0.0
     stopping: bool = False
+    metrics: ValidatorMetrics = field(default_factory=ValidatorMetrics)
 
     # ---- task -------------------------------------------------------------------------
     def pick_task_name(self, rng: random.Random) -> str:
@@ -249,12 +252,14 @@ class Validator:
                                hp.weights_rate_limit)
             return False
         except Exception as e:   # a flaky chain or SDK: retry later, never stop the loop
+            self.metrics.chain_error("set_weights")
             delay = self.weights_backoff.failed()
             then = "not retried: the validator is stopping" if final else f"retrying in {delay:.0f}s"
             log.warning("set_weights failed (%d in a row), %s: %s",
                         self.weights_backoff.failures, then, one_line(e) or type(e).__name__)
             return False
         self.weights_backoff.succeeded()
+        self.metrics.weights_set()
         self.state.last_weights_block = block
         log.info("set weights at block %d on %d uids (version_key %d)", block, len(uids), __spec_version__)
         return True
@@ -395,6 +400,8 @@ async def run(config) -> int:
     from ..validator.query import MinerClient
 
     v = await setup(config)
+    metrics_sock = metrics_port.bind(config, None if get(config, "neuron.axon_off") else get(config, "axon.port"))
+    metrics_task = await metrics_port.serve(metrics_sock, v.metrics.attach(v).collector)   # before models load
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -448,8 +455,10 @@ async def run(config) -> int:
             for out in outcomes:
                 if isinstance(out, BaseException):
                     log.error("step failed: %s: %s", type(out).__name__, out)
+                    v.metrics.step_failed()
                 elif out is not None:
                     log.info(_summary(out))
+                    v.metrics.step(out)
                     await asyncio.to_thread(v.record, out)
             try:
                 interval = get(config, "neuron.sync_interval") or 0
@@ -457,6 +466,7 @@ async def run(config) -> int:
                     await v.resync()
             except Exception as e:   # keep going on the last metagraph
                 log.warning("metagraph sync failed, keeping the last one: %s", e)
+                v.metrics.chain_error("metagraph")
             await v.maybe_set_weights(final=v.stopping or bool(max_steps and v.state.step >= stop_at))
             await asyncio.to_thread(v.save)
             if all(isinstance(o, BaseException) for o in outcomes):
@@ -466,5 +476,7 @@ async def run(config) -> int:
     v.wandb.close()
     if server_task is not None:
         server_task.cancel()
+    if metrics_task is not None:
+        metrics_task.cancel()
     log.info("stopped after step %d; state in %s", v.state.step, v.folder)
     return 0
