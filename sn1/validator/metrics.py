@@ -130,6 +130,9 @@ class ValidatorMetrics:
                                 value=state.step)
         yield GaugeMetricFamily("sn1_validator_last_weights_block", "Block weights were last set at (-1: never)",
                                 value=state.last_weights_block)
+        yield GaugeMetricFamily("sn1_validator_weights_allowed_block", "First block the chain's weights rate "
+                                "limit allows this hotkey's next weights (0: no wait known)",
+                                value=getattr(v, "weights_not_before", 0))
         mg = v.metagraph
         yield GaugeMetricFamily("sn1_validator_metagraph_block", "Block of the metagraph in use", value=mg.block)
         yield GaugeMetricFamily("sn1_validator_metagraph_uids", "Uids on the subnet", value=mg.n)

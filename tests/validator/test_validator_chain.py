@@ -120,3 +120,4 @@ def test_a_stopping_validator_promises_no_retry(sandbox_path, make_wallet, tmp_p
     first, last = [r.getMessage() for r in caplog.records if "set_weights failed" in r.getMessage()]
     assert "retrying in" in first
     assert "not retried: the validator is stopping" in last and "retrying" not in last
+    assert v.metrics.chain_errors.labels("set_weights")._value.get() == 2     # both counted as failures
