@@ -49,7 +49,10 @@ TEMPO = 20
 EPOCH_LENGTH = 10
 TASKS = ["summarization", "qa", "math", "date_qa", "inference"]
 TASK_P = ["0.2", "0.2", "0.2", "0.2", "0.2"]     # inference: the proof of work (no proof, no pay)
-HONEST = ["--backend", "llamacpp", "--neuron.temperature", "0.2", "--neuron.max_tokens", "128"]
+# One llama.cpp thread: on a shared 2-core machine two threads wait on each other at every
+# barrier when one is descheduled (0 tokens in 12 s at load 20 with the default).
+HONEST = ["--backend", "llamacpp", "--neuron.temperature", "0.2", "--neuron.max_tokens", "128",
+          "--neuron.n_threads", "1"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = set("""a an the and or but if of to in on at by for with from as is are was were be been being
@@ -373,7 +376,7 @@ def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int,
             "--neuron.timeout", str(timeout), "--neuron.epoch_length", str(EPOCH_LENGTH),
             "--neuron.sample_size", "50", "--neuron.axon_off", "--wandb.off",
             "--neuron.query_max_tokens", str(max_tokens), "--neuron.seed", str(seed),
-            "--neuron.tasks", *TASKS, "--neuron.task_p", *TASK_P,
+            "--neuron.tasks", *TASKS, "--neuron.task_p", *TASK_P, "--neuron.inference_threads", "1",
         ])
         rc = vproc.wait()
         if rc != 0:
