@@ -65,7 +65,7 @@ class MinerSettings:
     # backend but the test miners serves validators only).
     validators_only: bool | None = None
     min_stake: float = 1000.0           # a caller's stake must be at least this ...
-    max_weights_age: int = 1000         # ... and its last weights at most this many blocks old
+    max_weights_age: int = 7200         # ... and its last weights at most this many blocks old (a day)
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
     # Operator overrides: when set they win over the request's fields.
     max_tokens: int | None = None       # also caps a request's max_tokens
