@@ -87,6 +87,14 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
          help="serve callers whose hotkey is not registered on the subnet")
     flag(parser, "--blacklist.force_validator_permit", action="store_true",
          help="serve only callers holding a validator permit")
+    flag(parser, "--blacklist.allow_non_validators", action="store_true",
+         help="serve any registered hotkey; by default LLM backends serve only validators that could "
+              "pay for the work: permit, --blacklist.min_stake and recent (or no) weights")
+    flag(parser, "--blacklist.min_stake", type=at_least(0, float), default=d.min_stake,
+         help="least stake a caller must hold to be served as a validator")
+    flag(parser, "--blacklist.max_weights_age", type=at_least(0), default=d.max_weights_age,
+         help="blocks since a validator last set weights after which it is no longer served "
+              "(one that never set weights is served)")
 
 
 def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend: str | None) -> None:

@@ -32,7 +32,7 @@ FINISHES = ("stop", "length", "timeout", "disconnect", "error")
 _AUTH = {"MalformedAuth": "malformed_auth", "WrongReceiver": "wrong_receiver", "StaleRequest": "stale",
          "ReplayedRequest": "replayed", "BadSignature": "bad_signature"}
 REASONS = ("unsigned", *_AUTH.values(), "auth", "too_large", "body_timeout", "not_registered", "no_permit",
-           "bad_request", "no_logprobs", "wrong_model", "busy", "no_slot_in_time", "overloaded", "other")
+           "low_stake", "stale_weights", "bad_request", "no_logprobs", "wrong_model", "busy", "no_slot_in_time", "overloaded", "other")
 
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("sn1_miner_caller", default="other")
 
@@ -44,7 +44,13 @@ def refusal_reason(status: int, message: str) -> str:
             return "unsigned"
         return _AUTH.get(message.partition(":")[0], "auth")
     if status == 403:
-        return "no_permit" if "validator permit" in message else "not_registered"
+        if "validator permit" in message:
+            return "no_permit"
+        if "stake, less than" in message:
+            return "low_stake"
+        if "last set weights" in message:
+            return "stale_weights"
+        return "not_registered"
     if status == 400 and "cannot report token logprobs" in message:
         return "no_logprobs"
     if status == 400 and "is not served here" in message:

@@ -32,7 +32,7 @@ from . import state as state_mod
 from .events import EventLog, WandbLog
 from .metrics import ValidatorMetrics
 from .uids import sample_uids
-from .weights import process_weights
+from .weights import process_weights, proof_gate
 
 log = logging.getLogger("sn1.validator")
 
@@ -149,16 +149,23 @@ class Validator:
         messages = [{"role": "user", "content": task.challenge}]
         params = GenParams(max_tokens=get(self.config, "neuron.query_max_tokens"))
         model = None
+        requests = None
         if task.name == "inference":     # logprobs asked for, answers verified (sn1.verify)
-            messages, params, model = inference.query_args(task)
-        results = await client.query([mg.neurons[u] for u in uids], messages, params,
-                                     timeout=get(self.config, "neuron.timeout"), model=model)
+            # each uid its own seed: one computation answers one uid only
+            requests = inference.requests_for(task, uids)
+            results = await client.query_each([mg.neurons[u] for u in uids],
+                                              [inference.request_args(r) for r in requests],
+                                              timeout=get(self.config, "neuron.timeout"))
+        else:
+            results = await client.query([mg.neurons[u] for u in uids], messages, params,
+                                         timeout=get(self.config, "neuron.timeout"), model=model)
         t_query = time.monotonic()
 
         completions = [r.completion for r in results]
         if task.name == "inference":
             self.verifier = self.verifier or inference.make_verifier(self.config)
-            rewards = await asyncio.to_thread(inference.score, self.verifier, task, results)
+            rewards = await asyncio.to_thread(inference.score, self.verifier, task, results, requests)
+            self.state.record_proofs(uids, [v.ok for v in rewards.verdicts])   # no proof, no pay
         else:
             rewards = await asyncio.to_thread(_score_step, task, completions)
         t_score = time.monotonic()
@@ -193,6 +200,8 @@ class Validator:
             "truncated": [r.truncated for r in results],
             **rewards.to_event(),      # "rewards" (totals), then every model's raw/normalised/timings
         }
+        if requests is not None:
+            event["seeds"] = [r["seed"] for r in requests]     # the seed each uid was sent
         return event
 
     # ---- between steps ----------------------------------------------------------------
@@ -241,7 +250,7 @@ class Validator:
             if block < allowed:
                 self._rate_limited(block, allowed, hp.weights_rate_limit)
                 return False
-            uids, weights = process_weights(self.state.scores, hp)
+            uids, weights = process_weights(self.paid_scores(), hp)
             if not uids:
                 return False
             await asyncio.wait_for(
@@ -269,6 +278,11 @@ class Validator:
             log.info("weights: the chain's rate limit is %d blocks; next allowed at block %d (now %d)",
                      limit, allowed, block)
         self.weights_not_before = allowed
+
+    def paid_scores(self) -> np.ndarray:
+        """The scores weights are set from: zero for a miner without a recent proof of work
+        (``--neuron.proof_window``; off when the inference task is never run)."""
+        return proof_gate(self.config, self.state)
 
     def save(self) -> None:
         with self.io_lock:
