@@ -156,7 +156,10 @@ def collect(folder: str, labels: dict[int, str] | None = None) -> Board:
         rows = {u: r for u, r in rows.items() if u in labels}
     mtimes = [os.path.getmtime(p) for p in (events_path, os.path.join(folder, state_mod.STATE_FILE))
               if os.path.exists(p)]
-    ordered = sorted(rows.values(), key=lambda r: (-r.score, -(r.queried > 0), r.uid))
+    def overall(r: Row) -> float:
+        all_rewards = [x for v in r.rewards.values() for x in v]
+        return sum(all_rewards) / len(all_rewards) if all_rewards else -1.0
+    ordered = sorted(rows.values(), key=lambda r: (-r.score, -overall(r), r.uid))
     ordered = [r for r in ordered if r.queried or r.score > 0 or labels is not None]
     return Board(folder=folder, rows=ordered, tasks=tasks, step=st.step if st else len(events),
                  steps_logged=len(events), validator_uid=None if validator_uid is None else int(validator_uid),

@@ -8,6 +8,7 @@ the folder is written from what miners send and a report is opened in a browser.
 from __future__ import annotations
 
 import html
+import math
 import time
 
 from .leaderboard import MAX_STEPS_CHARTED, Board, status_text
@@ -32,6 +33,16 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [lo + (hi - lo) * k / (n - 1) for k in range(n)]
 
 
+def _step_ticks(lo: int, hi: int, n: int = 8) -> list[int]:
+    every = max(1, math.ceil((hi - lo) / n))
+    return list(range(lo, hi + 1, every))
+
+
+def _fmt(v: float, top: float) -> str:
+    digits = max(2, min(6, 1 - math.floor(math.log10(top)))) if top > 0 else 2
+    return f"{v:.{digits}f}"
+
+
 def scores_chart(board: Board, w: int = 760, h: int = 320) -> str:
     rows = [r for r in board.rows if r.history][:MAX_SERIES]
     left, right, top, bottom = 56, 16, 16, 40
@@ -49,8 +60,8 @@ def scores_chart(board: Board, w: int = 760, h: int = 320) -> str:
     sy = lambda v: top + ph - v / y1 * ph   # noqa: E731
     for v in _ticks(0, y1):
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="#e4e4e4"/>'
-                     f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" text-anchor="end" class="tick">{v:.3f}</text>')
-    for s in sorted({round(t) for t in _ticks(x0, x1)}):
+                     f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" text-anchor="end" class="tick">{_fmt(v, y1)}</text>')
+    for s in _step_ticks(int(x0), int(x1)):
         parts.append(f'<text x="{sx(s):.1f}" y="{top + ph + 16}" text-anchor="middle" class="tick">{s}</text>')
     parts.append(f'<text x="{left + pw / 2}" y="{h - 6}" text-anchor="middle" class="axis">validator step</text>'
                  f'<text x="14" y="{top + ph / 2}" text-anchor="middle" class="axis" '
@@ -78,10 +89,13 @@ def rewards_chart(board: Board, w: int = 760, h: int = 320) -> str:
     if not tasks or not rows:
         parts.append(f'<text x="{w / 2}" y="{h / 2}" text-anchor="middle">no step logged yet</text></svg>')
         return "".join(parts)
-    sy = lambda v: top + ph - v * ph   # noqa: E731  (rewards are in [0, 1])
-    for v in _ticks(0, 1):
+    # Rewards are in [0, 1]; the axis ends a little above the best mean, so small rewards show.
+    best = max([r.mean(t) or 0.0 for r in rows for t in tasks] + [0.0])
+    y1 = min(1.0, max(best * 1.15, 0.05))
+    sy = lambda v: top + ph - v / y1 * ph   # noqa: E731
+    for v in _ticks(0, y1):
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="#e4e4e4"/>'
-                     f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" text-anchor="end" class="tick">{v:.2f}</text>')
+                     f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" text-anchor="end" class="tick">{_fmt(v, y1)}</text>')
     group = pw / len(tasks)
     bar = max(1.0, group * 0.8 / len(rows))
     for t, task in enumerate(tasks):
