@@ -6,12 +6,14 @@ fixed /tmp folders and port become this test's own)."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-import doc_commands as doc
-from sn1.testing import free_port, make_wallet, run_sn1
+sys.path.insert(0, str(Path(__file__).parent))      # tests/doc_commands.py (pytest runs --import-mode=importlib)
+import doc_commands as doc  # noqa: E402
+from sn1.testing import free_port, make_wallet, run_sn1  # noqa: E402
 
 DOC = doc.ROOT / "docs" / "writing-a-miner.md"
 
