@@ -40,11 +40,12 @@ MINERS = [
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("demo", help="run a whole subnet on this machine and print a leaderboard",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=at_least(1), default=int(os.environ.get("DEMO_STEPS", 10)),
+    p.add_argument("--steps", type=at_least(1), default=os.environ.get("DEMO_STEPS", "10"),
                    help="validator steps ($DEMO_STEPS or 10)")
     p.add_argument("--path", default="~/.sn1/demo", help="folder for the demo's chain, wallets and logs "
                    "(wiped at start)")
-    p.add_argument("--timeout", type=positive(), default=12.0, help="validator timeout per step (seconds)")
+    p.add_argument("--timeout", type=positive(), default=os.environ.get("DEMO_TIMEOUT", "12"),
+                   help="validator timeout per step in seconds ($DEMO_TIMEOUT or 12; more on a busy machine)")
     p.add_argument("--seed", type=SEED, default=1, help="seed of the validator's task and miner choices")
     p.add_argument("--keep", action="store_true",
                    help="after the leaderboard, keep the miners and the gateway running (Ctrl-C stops them)")

@@ -2,8 +2,8 @@
 
 The user's shell is imitated: HOME is a fresh folder (so `~/.sn1/demo` is this test's), the
 working folder holds the repository's docs/, `sn1`/`btcli` are the virtual environment's. What
-differs from a user's run: DEMO_STEPS=2 (the demo's step count; the README's `make demo`
-default is 10) and the miner's port 8095 becomes a free one.
+differs from a user's run: DEMO_STEPS=2 and DEMO_TIMEOUT=60 (fewer steps, and a deadline a busy
+machine meets; `make demo` runs 10 steps of 12 s at most) and the miner's port 8095 becomes a free one.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_readme_own_miner_commands_in_order(tmp_path):
     home.mkdir()
     work.mkdir()
     (work / "docs").symlink_to(doc.ROOT / "docs")
-    env = doc.env(HOME=str(home), DEMO_STEPS="2")
+    env = doc.env(HOME=str(home), DEMO_STEPS="2", DEMO_TIMEOUT="60")
     port = free_port()
     procs, uid = [], None
     try:
