@@ -321,3 +321,18 @@ def test_html_escapes_what_the_folder_holds(validator, tmp_path, browser):
 
     assert browser.title.startswith("SN1 leaderboard") and not browser.find_elements(By.TAG_NAME, "img")
     assert "<img src=x" in browser.find_element(By.ID, "leaderboard").text
+
+
+def test_a_huge_log_is_read_from_its_newest_end_only(validator, tmp_path):
+    """The events log may hold gigabytes: the board reads a bounded tail of it, newest steps kept in order."""
+    from sn1.validator.leaderboard import read_recent_events
+
+    folder, _, _ = validator
+    lines = (folder / "events.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "events.jsonl.1").write_text("".join(lines[:3]))          # rotated: the older steps
+    (tmp_path / "events.jsonl").write_text("{torn line\n" + "".join(lines[3:]))
+    assert [e["step"] for e in read_recent_events(str(tmp_path / "events.jsonl"))] == list(range(1, STEPS + 1))
+    budget = sum(len(x.encode()) for x in lines[-2:]) + 10                   # two steps and a bit
+    assert [e["step"] for e in read_recent_events(str(tmp_path / "events.jsonl"), budget)] == [STEPS - 1, STEPS]
+    budget = sum(len(x.encode()) for x in lines[2:]) + 12 + 5               # reaches into the rotated file
+    assert [e["step"] for e in read_recent_events(str(tmp_path / "events.jsonl"), budget)] == list(range(3, STEPS + 1))

@@ -30,6 +30,7 @@ DEFAULT_PATH = "~/.sn1/demo/validator"
 # before events carried them.
 REPLAY_ALPHA, REPLAY_DECAY = 0.1, 0.001
 MAX_STEPS_CHARTED = 2000       # the chart keeps the last this many steps (events are size-capped anyway)
+MAX_READ_BYTES = 64 * 1024**2  # of the events log (up to 2 GiB by default), the newest this many bytes are read
 
 
 @dataclass
@@ -74,10 +75,40 @@ def _num(x) -> float:
     return v if math.isfinite(v) else 0.0
 
 
+def read_recent_events(path: str, max_bytes: int = MAX_READ_BYTES) -> list[dict]:
+    """The newest events of the log ``path`` (and its rotated ``path.1``), at most ``max_bytes`` read,
+    oldest first; torn or foreign lines are skipped."""
+    import json
+
+    chunks: list[bytes] = []
+    left = max_bytes
+    for p in (path, path + ".1"):              # newest first, until the budget is spent
+        if left <= 0:
+            break
+        try:
+            with open(p, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                start = max(0, size - left)
+                f.seek(start)
+                data = f.read(size - start)
+        except OSError:
+            continue
+        if start > 0:                           # drop the partial first line
+            data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+        chunks.insert(0, data)
+        left -= size - start
+    out = []
+    for line in b"".join(chunks).splitlines():
+        try:
+            out.append(json.loads(line))
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return out
+
+
 def collect(folder: str, labels: dict[int, str] | None = None) -> Board:
     """The leaderboard of the validator whose folder is ``folder``; UsageError if it has none."""
     from . import state as state_mod
-    from .events import read_events
     from .weights import process_weights
     from ..chain.base import Hyperparams
 
@@ -87,7 +118,7 @@ def collect(folder: str, labels: dict[int, str] | None = None) -> Board:
                          f"events.jsonl and state.json; the demo's is {DEFAULT_PATH})")
     events_path = os.path.join(folder, "events.jsonl")
     st = state_mod.load(folder)
-    events = [e for e in read_events(events_path) if isinstance(e, dict) and isinstance(e.get("uids"), list)]
+    events = [e for e in read_recent_events(events_path) if isinstance(e, dict) and isinstance(e.get("uids"), list)]
     if st is None and not events:
         raise UsageError(f"--neuron.full_path {folder}: no events.jsonl or state.json yet (is it a "
                          f"validator's folder? has it finished a step?)")
@@ -237,6 +268,18 @@ def _write_html(board: Board, path: str) -> None:
     atomic_write(path, render_html(board).encode("utf-8"))
 
 
+def _files_signature(folder: str) -> tuple:
+    """(size, mtime) of the files the board is read from: unchanged means nothing new to read."""
+    out = []
+    for name in ("events.jsonl.1", "events.jsonl", "state.json"):
+        try:
+            st = os.stat(os.path.join(expand(folder), name))
+            out.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
 def run(args) -> int:
     flat = vars(args)
     folder = flat["neuron.full_path"]
@@ -252,8 +295,14 @@ def run(args) -> int:
         return 0
     tty = sys.stdout.isatty()
     last = None
+    seen_files = None
     try:
         while True:
+            files = _files_signature(folder)
+            if files == seen_files:              # nothing written since the last read: no re-parse
+                time.sleep(flat["leaderboard.interval"])
+                continue
+            seen_files = files
             try:
                 board = collect(folder)
                 text = render_text(board)
