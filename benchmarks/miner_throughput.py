@@ -167,7 +167,8 @@ def bench_engine(name: str, args) -> str:
     params = GenParams(max_tokens=args.tokens, temperature=0.0)
     engine, load_s = make_engine(name, args)
     print(f"{name}: engine loaded in {load_s:.1f}s", flush=True)
-    extra = ["--neuron.max_concurrent", str(max(4, *args.concurrency))]
+    # A slow engine on a busy machine must not meet the miner's default 60 s cap per generation.
+    extra = ["--neuron.max_concurrent", str(max(4, *args.concurrency)), "--neuron.max_timeout", "3600"]
     if name == "llamacpp":
         extra += ["--neuron.parallel", str(args.parallel)]
     if args.threads:
