@@ -39,7 +39,7 @@ def _step_ticks(lo: int, hi: int, n: int = 8) -> list[int]:
 
 
 def _fmt(v: float, top: float) -> str:
-    digits = max(2, min(6, 1 - math.floor(math.log10(top)))) if top > 0 else 2
+    digits = max(2, min(4, 1 - math.floor(math.log10(top)))) if top > 0 else 2
     return f"{v:.{digits}f}"
 
 
@@ -55,7 +55,7 @@ def scores_chart(board: Board, w: int = 760, h: int = 320) -> str:
         parts.append(f'<text x="{w / 2}" y="{h / 2}" text-anchor="middle">no step logged yet</text></svg>')
         return "".join(parts)
     x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
-    y1 = max(max(p[1] for p in points), 1e-9) * 1.1
+    y1 = max(max(p[1] for p in points), 0.01) * 1.1      # all-zero scores still get a readable axis
     sx = (lambda s: left + (s - x0) / (x1 - x0) * pw) if x1 > x0 else (lambda s: left + pw / 2)
     sy = lambda v: top + ph - v / y1 * ph   # noqa: E731
     for v in _ticks(0, y1):
