@@ -90,11 +90,11 @@ def test_no_parser_accepts_abbreviations():
 
 def test_cheat_is_not_offered_but_still_works():
     help_text = run_sn1("miner", "--help", check=True).stdout
-    assert "--backend {echo,phrase,mock," in help_text and "cheat" not in help_text
+    assert "echo" in help_text and "cheat" not in help_text
     proc = run_sn1("miner", "--backend", "nope")
     assert proc.returncode == 2
     line = _one_line(proc)
-    assert line.startswith("error: sn1 miner: argument --backend: ") and "'echo'" in line and "cheat" not in line
+    assert line.startswith("error: sn1 miner: argument --backend: ") and "echo" in line and "cheat" not in line
     # tests still run it: it gets past the flags (to the wallet)
     proc = run_sn1("miner", "--backend", "cheat", "--wallet.path", "/nonexistent", "--wallet.name", "w")
     assert proc.returncode == 2 and _one_line(proc).startswith("error: unknown wallet 'w'")

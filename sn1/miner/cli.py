@@ -21,7 +21,7 @@ from ..config import (LISTEN_PORT, PORT, Bounded, OneLineErrorParser, add_chain_
 from ..errors import UsageError
 from ..protocol import metrics as metrics_port
 from ..protocol.serving import bind_socket, published_ip
-from .backends import BACKENDS, HIDDEN, BackendChoices, load_backend
+from .backends import BACKENDS, HIDDEN, is_plugin, load_backend, public_backends
 
 log = logging.getLogger("sn1.miner")
 
@@ -97,9 +97,29 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
               "(one that never set weights is served)")
 
 
+def backend_choice(value: str) -> str:
+    """``--backend``: a built-in name or ``module:Class`` (a miner of your own)."""
+    if value in BACKENDS or is_plugin(value):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(public_backends())}, "
+                                     f"or module:Class for a miner of your own)")
+
+
+def plugin_in_argv(argv: list[str]) -> str | None:
+    """The ``module:Class`` given to --backend in ``argv``, if any (its class adds its own flags)."""
+    for i, a in enumerate(argv):
+        value = a.partition("=")[2] if a.startswith("--backend=") else \
+            (argv[i + 1] if a == "--backend" and i + 1 < len(argv) else None)
+        if value and is_plugin(value):
+            return value
+    return None
+
+
 def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend: str | None) -> None:
-    flag(parser, "--backend", choices=BackendChoices(), default=default_backend,
-         required=default_backend is None, help="what the miner runs")
+    flag(parser, "--backend", type=backend_choice, default=default_backend, metavar="BACKEND",
+         required=default_backend is None,
+         help=f"what the miner runs: {', '.join(public_backends())}, or module:Class for a miner of "
+              f"your own (docs/writing-a-miner.md)")
     add_wallet_args(parser)
     add_chain_args(parser)
     add_logging_args(parser)
@@ -108,8 +128,8 @@ def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend:
     for name in backend_names:
         try:
             cls = load_backend(name)
-        except ImportError as e:      # a backend whose module is not there: its flags are absent
-            log.debug("backend %s unavailable: %s", name, e)
+        except (ImportError, UsageError) as e:   # a module that is not there: its flags are absent
+            log.debug("backend %s unavailable: %s", name, e)   # (run() names the problem)
             continue
         if hasattr(cls, "add_args"):
             before = len(parser._actions)
@@ -123,14 +143,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("miner", help="run a miner (test, embedded LLM, Hugging Face, OpenAI, vLLM)",
                               description="Run an SN1 miner: serve signed, streamed chat completions.")
     one_line_errors(p)
-    _add_common(p, list(BACKENDS), None)
+    plugin = plugin_in_argv(sys.argv[1:])     # `sn1 miner --backend my_miner:MyMiner`: its flags too
+    _add_common(p, list(BACKENDS) + ([plugin] if plugin else []), None)
     p.set_defaults(func=lambda args: run(nest(args)))
     return p
 
 
 def _build(backend: str | None, default_backend: str | None, prog: str | None) -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog=prog, description="Run an SN1 miner.")
-    _add_common(parser, [backend] if backend in BACKENDS else [], default_backend)
+    _add_common(parser, [backend] if backend in BACKENDS or is_plugin(backend) else [], default_backend)
     return parser
 
 

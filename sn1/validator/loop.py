@@ -198,6 +198,7 @@ class Validator:
             "time_to_first_chunk": [r.time_to_first_chunk for r in results],
             "chunk_times": [r.chunk_times for r in results],
             "truncated": [r.truncated for r in results],
+            "scores": [float(self.state.scores[u]) for u in uids],   # after this step (sn1 leaderboard)
             **rewards.to_event(),      # "rewards" (totals), then every model's raw/normalised/timings
         }
         if requests is not None:
