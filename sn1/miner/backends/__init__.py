@@ -33,6 +33,11 @@ BACKENDS = {
 HIDDEN = frozenset({"cheat"})
 
 
+def is_plugin(name: str | None) -> bool:
+    """``module:Class`` (a miner of your own), as opposed to a built-in backend's name."""
+    return bool(name) and ":" in name
+
+
 def load_backend(name: str):
     """The backend class: a built-in name, or any importable ``module:Class`` (the current
     folder is importable, so ``--backend my_miner:MyMiner`` finds ./my_miner.py)."""
