@@ -59,7 +59,7 @@ def registered(tmp_path):
 
     sandbox, wallets = tmp_path / "sb", tmp_path / "w"
     chain = SandboxChain.init(str(sandbox), 1, block_time=0.1)
-    chain.register(make_wallet(wallets, "val"), stake=100)
+    chain.register(make_wallet(wallets, "val"), stake=1000)
     chain.register(make_wallet(wallets, "miner"))
     work = tmp_path / "work"
     work.mkdir()
