@@ -77,6 +77,23 @@ class Backoff:
 
 
 @dataclass
+class Queried:
+    """A step between its queries and its scoring (Validator.query -> Validator.finish)."""
+
+    task: object
+    uids: list[int]
+    hotkeys: list[str]              # at query time: a resync before the fold may replace some
+    results: list
+    block: int
+    netuid: int
+    t_start: float
+    t_task: float
+    t_query: float
+    t_score0: float = 0.0           # scoring started (after the previous round's)
+    t_score: float = 0.0
+
+
+@dataclass
 class Validator:
     config: object
     chain: Chain
@@ -119,6 +136,12 @@ class Validator:
 
     # ---- one step ---------------------------------------------------------------------
     async def forward(self, client, step_seed: int) -> dict | None:
+        """One whole step: query(), then finish()."""
+        q = await self.query(client, step_seed)
+        return None if q is None else await self.finish(q)
+
+    async def query(self, client, step_seed: int) -> "Queried | None":
+        """A step's task and the miners' answers (None: no miner to ask); scored by finish()."""
         from ..llm.base import GenParams
 
         rng = random.Random(step_seed)
@@ -145,19 +168,35 @@ class Validator:
             messages, params, model = inference.query_args(task)
         results = await client.query([mg.neurons[u] for u in uids], messages, params,
                                      timeout=get(self.config, "neuron.timeout"), model=model)
-        t_query = time.monotonic()
+        return Queried(task, uids, [mg.neurons[u].hotkey for u in uids], results, mg.block, mg.netuid,
+                       t_start, t_task, time.monotonic())
 
-        completions = [r.completion for r in results]
-        if task.name == "inference":
+    async def finish(self, q: "Queried") -> dict:
+        """Score a queried step and fold it into the scores: the event."""
+        return self.fold(q, await self.score(q))
+
+    async def score(self, q: "Queried"):
+        """A queried step's rewards (blocking work in a worker thread)."""
+        q.t_score0 = time.monotonic()
+        if q.task.name == "inference":
             self.verifier = self.verifier or inference.make_verifier(self.config)
-            rewards = await asyncio.to_thread(inference.score, self.verifier, task, results)
+            rewards = await asyncio.to_thread(inference.score, self.verifier, q.task, q.results)
         else:
-            rewards = await asyncio.to_thread(_score_step, task, completions)
-        t_score = time.monotonic()
+            rewards = await asyncio.to_thread(_score_step, q.task, [r.completion for r in q.results])
+        q.t_score = time.monotonic()
+        return rewards
 
-        # Resyncs happen only between rounds, so `uids` still index state.scores.
+    def fold(self, q: "Queried", rewards) -> dict:
+        """Fold a scored step into the moving averages (in step order) and build its event."""
+        task, uids, results, t_start, t_task, t_query = q.task, q.uids, q.results, q.t_start, q.t_task, q.t_query
+        t_score = q.t_score
+        wall = time.time() - time.monotonic()
+        completions = [r.completion for r in results]
+        # A resync may have run since the query (the previous round's scoring overlaps it): a uid
+        # whose hotkey changed since is not credited with its predecessor's answer.
+        keep = [i for i, u in enumerate(uids) if u < len(self.state.hotkeys) and self.state.hotkeys[u] == q.hotkeys[i]]
         self.state.scores = scores_mod.update(
-            self.state.scores, uids, rewards.total,
+            self.state.scores, [uids[i] for i in keep], [rewards.total[i] for i in keep],
             alpha=get(self.config, "neuron.moving_average_alpha"),
             decay_alpha=get(self.config, "neuron.decay_alpha"),
         )
@@ -165,16 +204,20 @@ class Validator:
 
         event = {
             "step": self.state.step,
-            "block": mg.block,
-            "netuid": mg.netuid,
+            "block": q.block,
+            "netuid": q.netuid,
             "validator_uid": self.uid,
             "step_time": t_score - t_start,
             "task_time": t_task - t_start,
             "query_time": t_query - t_task,
-            "score_time": t_score - t_query,
+            "score_time": t_score - q.t_score0,     # the wait for the previous step's scoring left out
+            # unix times: [miners queried from, to] and [scored from, to] (the next step's queries
+            # run while this one is scored)
+            "query_window": [round(wall + t_task, 3), round(wall + t_query, 3)],
+            "score_window": [round(wall + q.t_score0, 3), round(wall + t_score, 3)],
             **task.to_event(),
             "uids": uids,
-            "hotkeys": [mg.neurons[u].hotkey for u in uids],
+            "hotkeys": q.hotkeys,
             "completions": completions,
             "status": [r.status for r in results],
             "status_codes": [r.status_code for r in results],
@@ -298,6 +341,37 @@ def _score_step(task, completions: list[str]):
         return score(task.rewards, task.penalties, task.reference, task.challenge, completions, source)
 
 
+async def _finish_round(v: Validator, config, queried: list) -> None:
+    """Score a round's queried steps (together), fold and record them in order, then resync,
+    set weights and save. A failed step is logged and skipped."""
+    steps = [q for q in queried if isinstance(q, Queried)]
+    scored = iter(await asyncio.gather(*(v.score(q) for q in steps), return_exceptions=True))
+    outcomes = []
+    for q in queried:
+        out = next(scored) if isinstance(q, Queried) else q
+        if isinstance(out, BaseException):
+            log.error("step failed: %s: %s", type(out).__name__, out)
+        elif out is not None:
+            try:
+                event = v.fold(q, out)
+                log.info(_summary(event))
+                await asyncio.to_thread(v.record, event)
+            except Exception as e:
+                log.error("step failed: %s: %s", type(e).__name__, e)
+                out = e
+        outcomes.append(out)
+    try:
+        interval = get(config, "neuron.sync_interval") or 0
+        if time.monotonic() - v.last_sync >= interval:
+            await v.resync()
+    except Exception as e:   # keep going on the last metagraph
+        log.warning("metagraph sync failed, keeping the last one: %s", e)
+    await v.maybe_set_weights()
+    await asyncio.to_thread(v.save)
+    if all(isinstance(o, BaseException) for o in outcomes):
+        await asyncio.sleep(1.0)   # don't spin on a persistent failure
+
+
 def status_counts(statuses) -> str:
     """"2 ok, 1 timeout, 1 http_error": how the miners of a step ended, ok first."""
     counts: dict[str, int] = {}
@@ -362,28 +436,26 @@ async def run(config) -> int:
     max_steps = get(config, "neuron.max_steps") or 0
     stop_at = v.state.step + max_steps
     concurrency = max(1, get(config, "neuron.num_concurrent_forwards"))
+    # A round's scoring (verification: seconds of forward passes) runs while the next round's
+    # tasks are built and its miners queried; at most one round is being scored, and rounds
+    # fold into the scores, the events and the state in order.
+    pending: asyncio.Task | None = None
+    pending_steps = 0
     async with MinerClient(v.wallet) as client:
         while not v.stopping and (not max_steps or v.state.step < stop_at):
-            n = concurrency if not max_steps else min(concurrency, stop_at - v.state.step)
+            if max_steps and v.state.step + pending_steps >= stop_at:
+                await pending          # the steps left are being scored: see whether they all fold
+                pending, pending_steps = None, 0
+                continue
+            n = concurrency if not max_steps else min(concurrency, stop_at - v.state.step - pending_steps)
             seeds = [v.rng.randrange(2**32) for _ in range(n)]
-            outcomes = await asyncio.gather(*(v.forward(client, s) for s in seeds),
-                                            return_exceptions=True)
-            for out in outcomes:
-                if isinstance(out, BaseException):
-                    log.error("step failed: %s: %s", type(out).__name__, out)
-                elif out is not None:
-                    log.info(_summary(out))
-                    await asyncio.to_thread(v.record, out)
-            try:
-                interval = get(config, "neuron.sync_interval") or 0
-                if time.monotonic() - v.last_sync >= interval:
-                    await v.resync()
-            except Exception as e:   # keep going on the last metagraph
-                log.warning("metagraph sync failed, keeping the last one: %s", e)
-            await v.maybe_set_weights()
-            await asyncio.to_thread(v.save)
-            if all(isinstance(o, BaseException) for o in outcomes):
-                await asyncio.sleep(1.0)   # don't spin on a persistent failure
+            queried = await asyncio.gather(*(v.query(client, s) for s in seeds), return_exceptions=True)
+            if pending is not None:
+                await pending
+            pending = asyncio.create_task(_finish_round(v, config, queried))
+            pending_steps = sum(1 for q in queried if isinstance(q, Queried))
+        if pending is not None:
+            await pending              # Ctrl-C: the round being scored is still recorded and saved
     v.save()
     v.events.close()
     v.wandb.close()

@@ -163,3 +163,75 @@ def test_verify_step_batched_gives_the_same_verdicts():
     assert step.n_passes == len(subs) - 1                  # the duplicate verified once
     del verifier, forcer
     gc.collect()
+
+
+# ---- the validator keeps querying while a step is verified ------------------------------------------
+
+def test_validator_queries_the_next_step_while_verifying_and_stops_cleanly(tmp_path, make_wallet, wallet_path):
+    """A real validator against two real llama.cpp miners (inference steps only): the next step's
+    miners are queried while the previous step is verified; steps, scores and state stay in order;
+    SIGINT while a step is being verified still records it and exits 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sn1.chain.sandbox import SandboxChain
+    from sn1.testing import ROOT, free_port, stop_processes, wait_for_port
+    from sn1.validator import state as state_mod
+    from sn1.validator.events import read_events
+
+    sandbox = str(tmp_path / "sandbox")
+    chain = SandboxChain.init(sandbox, 1, tempo=20, block_time=0.05, weights_rate_limit=1)
+    chain.register(make_wallet("val"), stake=1000)
+    common = ["--subtensor.network", "sandbox", "--sandbox.path", sandbox, "--netuid", "1",
+              "--wallet.path", str(wallet_path)]
+    procs, miners = [], {}
+    full = tmp_path / "v"
+    try:
+        for name in ("m1", "m2"):
+            miners[chain.register(make_wallet(name))] = name
+            port = free_port()
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "sn1.cli", "miner", "--backend", "llamacpp", "--neuron.n_threads", "1",
+                 *common, "--wallet.name", name, "--wallet.hotkey", "default", "--axon.port", str(port)],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_for_port(port, timeout=120, proc=procs[-1])
+        deadline = time.monotonic() + 30
+        while any(not chain.metagraph().neurons[u].endpoint for u in miners):
+            assert time.monotonic() < deadline, "miners never served their endpoints"
+            time.sleep(0.1)
+        log = open(tmp_path / "validator.log", "w")
+        v = subprocess.Popen(
+            [sys.executable, "-m", "sn1.cli", "validator", *common, "--wallet.name", "val",
+             "--wallet.hotkey", "default", "--llm.engine", "scripted", "--neuron.axon_off", "--wandb.off",
+             "--neuron.tasks", "inference", "--neuron.task_p", "1", "--neuron.timeout", "60",
+             "--neuron.inference_max_tokens", "24", "--neuron.inference_threads", "1",
+             "--neuron.full_path", str(full), "--neuron.seed", "5"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        procs.append(v)
+        events_path = str(full / "events.jsonl")
+        deadline = time.monotonic() + 420
+        while not (os.path.exists(events_path) and len(read_events(events_path)) >= 3):
+            assert v.poll() is None, (tmp_path / "validator.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "fewer than 3 steps in 420 s"
+            time.sleep(0.2)
+        v.send_signal(signal.SIGINT)
+        assert v.wait(timeout=120) == 0, (tmp_path / "validator.log").read_text()[-3000:]
+    finally:
+        stop_processes(procs)
+    events = read_events(events_path)
+    assert [e["step"] for e in events] == list(range(1, len(events) + 1))
+    st = state_mod.load(str(full))
+    assert st.step == len(events) >= 3       # every step that was queried and scored was saved
+    for e in events:
+        assert e["task"] == "inference" and sorted(e["uids"]) == sorted(miners)
+        assert e["query_window"][0] <= e["query_window"][1] <= e["score_window"][0] <= e["score_window"][1]
+    # Each step starts before the previous one is verified, and some step's miners stream
+    # while the previous step's answers are verified.
+    pairs = list(zip(events, events[1:]))
+    assert all(b["query_window"][0] - b["task_time"] < a["score_window"][1] for a, b in pairs)
+    assert any(b["query_window"][0] < a["score_window"][1] for a, b in pairs)
+    # scores only from verified answers
+    assert all(st.scores[u] >= 0 for u in miners) and max(st.scores[u] for u in miners) > 0
