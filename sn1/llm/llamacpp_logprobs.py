@@ -14,7 +14,9 @@ use ``prompt_tokens`` and ``TokenTable`` from here.
   and returns the model's log-probabilities at every completion position
   plus the one after the last token (where EOS should be). The prompt's KV
   cache is kept between calls, so 50 miners' answers to the same prompt
-  cost one prompt evaluation.
+  cost one prompt evaluation. ``logprobs_many`` / ``iter_logprobs`` score
+  many answers in batched passes (8 sequences, 512 tokens per
+  ``llama_decode``, one KV stream per sequence): what a step verifies.
 
 Logprobs are the model's own distribution: log-softmax of the raw logits
 (temperature 1, before top-k/top-p/min-p), as OpenAI and llama.cpp report them.
@@ -292,10 +294,12 @@ class TeacherForcer:
         return out     # type: ignore[return-value]
 
     def iter_logprobs(self, prompt_ids: list[int], seqs: list[list[int]]) -> Iterator[tuple[int, np.ndarray]]:
-        """(i, rows of seqs[i]) in order of i, computed a batch at a time: the prompt evaluated
-        once, its KV cells shared by every sequence of a batch (one unified KV cache), as many
-        sequences per batch as the batch context holds. Bad input raises LLMError before any
-        pass. Memory: one batch's rows (about batch_ctx x n_vocab floats) at a time."""
+        """(i, rows of seqs[i]) in order of i (float32, each as ``logprobs`` gives it within
+        ~1e-5), computed a batch at a time: the prompt evaluated once and its KV cells
+        copied to every sequence's stream, ``batch_seqs`` sequences per batch. Bad input
+        (token ids outside the vocabulary, prompt + a sequence longer than ``n_ctx``, no
+        prompt) raises LLMError before any pass. Memory: one batch's rows at a time
+        (8 x 65 x 49k floats: 100 MB) while the caller holds only the current one."""
         prompt_ids = list(prompt_ids)
         seqs = [list(s) for s in seqs]
         if not prompt_ids:
