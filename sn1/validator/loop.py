@@ -4,6 +4,11 @@ One step = build a task (LLM, in a thread) -> pick uids -> stream the
 challenge to all of them under one deadline -> score (in a thread) -> fold
 into the moving-average scores -> log one event. Between rounds: resync the
 metagraph, set weights every ``epoch_length`` blocks, save the state.
+
+A round is scored (and folded, logged, saved) while the next round's tasks
+are built and its miners queried: an inference step's verification takes
+seconds of forward passes. At most one round is being scored; rounds fold in
+order; a stop (SIGINT/SIGTERM) waits for the round being scored.
 """
 
 from __future__ import annotations
