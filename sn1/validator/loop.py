@@ -199,7 +199,8 @@ class Validator:
         completions = [r.completion for r in results]
         # A resync may have run since the query (the previous round's scoring overlaps it): a uid
         # whose hotkey changed since is not credited with its predecessor's answer.
-        keep = [i for i, u in enumerate(uids) if u < len(self.state.hotkeys) and self.state.hotkeys[u] == q.hotkeys[i]]
+        hk = self.state.hotkeys
+        keep = [i for i, u in enumerate(uids) if u < len(hk) and hk[u] == q.hotkeys[i]]
         self.state.scores = scores_mod.update(
             self.state.scores, [uids[i] for i in keep], [rewards.total[i] for i in keep],
             alpha=get(self.config, "neuron.moving_average_alpha"),
