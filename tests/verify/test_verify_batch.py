@@ -235,3 +235,39 @@ def test_validator_queries_the_next_step_while_verifying_and_stops_cleanly(tmp_p
     assert any(b["query_window"][0] < a["score_window"][1] for a, b in pairs)
     # scores only from verified answers
     assert all(st.scores[u] >= 0 for u in miners) and max(st.scores[u] for u in miners) > 0
+
+
+def test_a_uid_replaced_while_its_step_was_scored_is_not_credited(sandbox_path, make_wallet, tmp_path):
+    """Scoring overlaps the next round (whose scoring round may resync): the fold credits a uid only
+    if it still holds the hotkey that answered."""
+    import asyncio
+    import random
+
+    from sn1.chain.sandbox import SandboxChain
+    from sn1.config import nest
+    from sn1.tasks.inference import build_inference_task
+    from sn1.validator import state as state_mod
+    from sn1.validator.loop import Queried, Validator
+    from sn1.validator.query import MinerResult
+    from sn1.verify.rules import Verdict
+    from sn1.verify.step import StepVerification
+
+    chain = SandboxChain.init(sandbox_path, 1, tempo=1000, block_time=0.01, max_uids=3, immunity_period=0)
+    m1 = chain.register(make_wallet("m1"))
+    v_w = make_wallet("val")
+    chain.register(v_w, stake=100)
+    m2 = chain.register(make_wallet("m2"))
+    mg = chain.metagraph()
+    v = Validator(config=nest({"neuron.moving_average_alpha": 0.5, "neuron.decay_alpha": 0.0}), chain=chain,
+                  wallet=v_w, uid=mg.uid_of(v_w.hotkey.ss58_address), metagraph=mg,
+                  state=state_mod.State(scores=np.zeros(mg.n), hotkeys=mg.hotkeys), folder=str(tmp_path / "v"))
+    uids = [m1, m2]
+    q = Queried(build_inference_task(random.Random(1)), uids, [mg.neurons[u].hotkey for u in uids],
+                [MinerResult(u, mg.neurons[u].hotkey, "x", "ok") for u in uids], mg.block, mg.netuid,
+                0.0, 0.0, 0.0)
+    assert chain.register(make_wallet("m3")) == m1          # m1 pruned, its uid goes to m3
+    asyncio.run(v.resync())
+    rewards = StepVerification([1.0, 1.0], [Verdict(True), Verdict(True)], [1.0, 1.0])
+    event = v.fold(q, rewards)
+    assert v.state.scores[m1] == 0.0 and v.state.scores[m2] == 0.5
+    assert event["hotkeys"] == q.hotkeys and event["rewards"] == [1.0, 1.0] and v.state.step == 1
