@@ -199,6 +199,11 @@ class PlannedForcer:
         self._rows: dict[int, np.ndarray] = {}
         self._it: Iterator[tuple[int, np.ndarray]] | None = None
 
+    def __getattr__(self, name):          # anything else: the forcer's own (e.g. llm)
+        if name == "forcer":
+            raise AttributeError(name)
+        return getattr(self.forcer, name)
+
     def prompt_tokens(self, messages: Messages) -> list[int]:
         return self.forcer.prompt_tokens(messages)
 
