@@ -19,6 +19,7 @@ from ..config import (LISTEN_PORT, PORT, Bounded, OneLineErrorParser, add_chain_
                       add_wallet_args, at_least, flag, fraction, get, nest, one_line_errors, positive,
                       setup_logging)
 from ..errors import UsageError
+from ..protocol import metrics as metrics_port
 from ..protocol.serving import bind_socket, published_ip
 from .backends import BACKENDS, load_backend
 
@@ -84,6 +85,14 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
          help="serve callers whose hotkey is not registered on the subnet")
     flag(parser, "--blacklist.force_validator_permit", action="store_true",
          help="serve only callers holding a validator permit")
+    flag(parser, "--blacklist.allow_non_validators", action="store_true",
+         help="serve any registered hotkey; by default LLM backends serve only validators that could "
+              "pay for the work: permit, --blacklist.min_stake and recent (or no) weights")
+    flag(parser, "--blacklist.min_stake", type=at_least(0, float), default=d.min_stake,
+         help="least stake a caller must hold to be served as a validator")
+    flag(parser, "--blacklist.max_weights_age", type=at_least(0), default=d.max_weights_age,
+         help="blocks since a validator last set weights after which it is no longer served "
+              "(one that never set weights is served)")
 
 
 def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend: str | None) -> None:
@@ -93,6 +102,7 @@ def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend:
     add_chain_args(parser)
     add_logging_args(parser)
     add_server_args(parser)
+    metrics_port.add_args(parser)
     for name in backend_names:
         try:
             cls = load_backend(name)
@@ -152,6 +162,7 @@ def run(config) -> int:
                          f"{get(config, 'netuid')} ({get(config, 'subtensor.network')}); register it first")
     sock = bind_socket(get(config, "axon.ip"), get(config, "axon.port"))
     port = sock.getsockname()[1]
+    metrics_sock = metrics_port.bind(config, get(config, "axon.port"), port)   # before the model loads
     backend = backend_cls(config)
     ext_ip, ext_port = published_ip(config), get(config, "axon.external_port") or port
     try:
@@ -161,7 +172,7 @@ def run(config) -> int:
     log.info("miner uid %d (%s) backend %s listening on %s:%d, published %s:%d", uid, hotkey,
              get(config, "backend"), get(config, "axon.ip"), port, ext_ip, ext_port)
     try:
-        asyncio.run(serve(config, backend, hotkey, chain, metagraph, sock))
+        asyncio.run(serve(config, backend, hotkey, chain, metagraph, sock, metrics_sock))
     except KeyboardInterrupt:
         pass
     return 0
@@ -171,9 +182,11 @@ def settings_check(config) -> None:
     """What one flag's range cannot say (each flag's own range is checked by argparse)."""
     if get(config, "neuron.reserved_connections") >= get(config, "neuron.max_connections"):
         raise UsageError("--neuron.reserved_connections must be < --neuron.max_connections")
+    metrics_port.check(config, get(config, "axon.port"))
 
 
-async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.socket) -> None:
+async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.socket,
+                metrics_sock: socket.socket | None = None) -> None:
     import uvicorn
 
     from ..protocol.connections import Admission, ConnectionGuard, ConnectionLimits, guarded_protocol
@@ -200,10 +213,13 @@ async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.soc
                                            timeout_graceful_shutdown=3, http=guarded_protocol(guard),
                                            timeout_keep_alive=limits.keepalive_timeout))
     refresher = asyncio.create_task(view.run())
+    metrics_task = await metrics_port.serve(metrics_sock, app.state.chat.metrics.attach(guard, admitted).collector)
     try:
         await server.serve(sockets=[sock])
     finally:
         refresher.cancel()
+        if metrics_task is not None:
+            metrics_task.cancel()
         close = getattr(backend, "aclose", None)
         if close is not None:
             await close()

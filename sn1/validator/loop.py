@@ -28,12 +28,14 @@ from .. import __spec_version__, __version__
 from ..chain import Chain, ChainError, Metagraph, connect, load_wallet
 from ..config import expand, get
 from ..errors import UsageError, one_line
+from ..protocol import metrics as metrics_port
 from . import inference
 from . import scores as scores_mod
 from . import state as state_mod
 from .events import EventLog, WandbLog
+from .metrics import ValidatorMetrics
 from .uids import sample_uids
-from .weights import process_weights
+from .weights import process_weights, proof_gate
 
 log = logging.getLogger("sn1.validator")
 
@@ -94,6 +96,7 @@ class Queried:
     t_start: float
     t_task: float
     t_query: float
+    requests: list | None = None    # inference: the request each uid was sent (its own seed)
     t_score0: float = 0.0           # scoring started (after the previous round's)
     t_score: float = 0.0
 
@@ -117,6 +120,7 @@ class Validator:
     weights_backoff: Backoff = field(default_factory=Backoff)
     last_sync: float = 0.0
     stopping: bool = False
+    metrics: ValidatorMetrics = field(default_factory=ValidatorMetrics)
 
     # ---- task -------------------------------------------------------------------------
     def pick_task_name(self, rng: random.Random) -> str:
@@ -169,12 +173,18 @@ class Validator:
         messages = [{"role": "user", "content": task.challenge}]
         params = GenParams(max_tokens=get(self.config, "neuron.query_max_tokens"))
         model = None
+        requests = None
         if task.name == "inference":     # logprobs asked for, answers verified (sn1.verify)
-            messages, params, model = inference.query_args(task)
-        results = await client.query([mg.neurons[u] for u in uids], messages, params,
-                                     timeout=get(self.config, "neuron.timeout"), model=model)
+            # each uid its own seed: one computation answers one uid only
+            requests = inference.requests_for(task, uids)
+            results = await client.query_each([mg.neurons[u] for u in uids],
+                                              [inference.request_args(r) for r in requests],
+                                              timeout=get(self.config, "neuron.timeout"))
+        else:
+            results = await client.query([mg.neurons[u] for u in uids], messages, params,
+                                         timeout=get(self.config, "neuron.timeout"), model=model)
         return Queried(task, uids, [mg.neurons[u].hotkey for u in uids], results, mg.block, mg.netuid,
-                       t_start, t_task, time.monotonic())
+                       t_start, t_task, time.monotonic(), requests)
 
     async def finish(self, q: "Queried") -> dict:
         """Score a queried step and fold it into the scores: the event."""
@@ -185,7 +195,7 @@ class Validator:
         q.t_score0 = time.monotonic()
         if q.task.name == "inference":
             self.verifier = self.verifier or inference.make_verifier(self.config)
-            rewards = await asyncio.to_thread(inference.score, self.verifier, q.task, q.results)
+            rewards = await asyncio.to_thread(inference.score, self.verifier, q.task, q.results, q.requests)
         else:
             rewards = await asyncio.to_thread(_score_step, q.task, [r.completion for r in q.results])
         q.t_score = time.monotonic()
@@ -206,6 +216,8 @@ class Validator:
             alpha=get(self.config, "neuron.moving_average_alpha"),
             decay_alpha=get(self.config, "neuron.decay_alpha"),
         )
+        if q.requests is not None:       # no proof, no pay
+            self.state.record_proofs([uids[i] for i in keep], [rewards.verdicts[i].ok for i in keep])
         self.state.step += 1
 
         event = {
@@ -234,6 +246,8 @@ class Validator:
             "truncated": [r.truncated for r in results],
             **rewards.to_event(),      # "rewards" (totals), then every model's raw/normalised/timings
         }
+        if q.requests is not None:
+            event["seeds"] = [r["seed"] for r in q.requests]     # the seed each uid was sent
         return event
 
     # ---- between steps ----------------------------------------------------------------
@@ -266,21 +280,28 @@ class Validator:
             if not self.should_set_weights(block):
                 return False
             hp = await asyncio.to_thread(self.chain.hyperparams)
-            uids, weights = process_weights(self.state.scores, hp)
+            uids, weights = process_weights(self.paid_scores(), hp)
             if not uids:
                 return False
             await asyncio.wait_for(
                 asyncio.to_thread(self.chain.set_weights, self.wallet, uids, weights, __spec_version__),
                 timeout=120)
         except Exception as e:   # a flaky chain or SDK: retry later, never stop the loop
+            self.metrics.chain_error("set_weights")
             delay = self.weights_backoff.failed()
             log.warning("set_weights failed (%d in a row), retrying in %.0fs: %s",
                         self.weights_backoff.failures, delay, e or type(e).__name__)
             return False
         self.weights_backoff.succeeded()
+        self.metrics.weights_set()
         self.state.last_weights_block = block
         log.info("set weights at block %d on %d uids (version_key %d)", block, len(uids), __spec_version__)
         return True
+
+    def paid_scores(self) -> np.ndarray:
+        """The scores weights are set from: zero for a miner without a recent proof of work
+        (``--neuron.proof_window``; off when the inference task is never run)."""
+        return proof_gate(self.config, self.state)
 
     def save(self) -> None:
         state_mod.save(self.folder, self.state)
@@ -357,13 +378,16 @@ async def _finish_round(v: Validator, config, queried: list) -> None:
         out = next(scored) if isinstance(q, Queried) else q
         if isinstance(out, BaseException):
             log.error("step failed: %s: %s", type(out).__name__, out)
+            v.metrics.step_failed()
         elif out is not None:
             try:
                 event = v.fold(q, out)
                 log.info(_summary(event))
+                v.metrics.step(event)
                 await asyncio.to_thread(v.record, event)
             except Exception as e:
                 log.error("step failed: %s: %s", type(e).__name__, e)
+                v.metrics.step_failed()
                 out = e
         outcomes.append(out)
     try:
@@ -372,6 +396,7 @@ async def _finish_round(v: Validator, config, queried: list) -> None:
             await v.resync()
     except Exception as e:   # keep going on the last metagraph
         log.warning("metagraph sync failed, keeping the last one: %s", e)
+        v.metrics.chain_error("metagraph")
     await v.maybe_set_weights()
     await asyncio.to_thread(v.save)
     if all(isinstance(o, BaseException) for o in outcomes):
@@ -399,6 +424,8 @@ async def run(config) -> int:
     from ..validator.query import MinerClient
 
     v = await setup(config)
+    metrics_sock = metrics_port.bind(config, None if get(config, "neuron.axon_off") else get(config, "axon.port"))
+    metrics_task = await metrics_port.serve(metrics_sock, v.metrics.attach(v).collector)   # before models load
     sock = None
     if not get(config, "neuron.axon_off"):
         from .endpoint import bind
@@ -467,5 +494,7 @@ async def run(config) -> int:
     v.wandb.close()
     if server_task is not None:
         server_task.cancel()
+    if metrics_task is not None:
+        metrics_task.cancel()
     log.info("stopped after step %d; state in %s", v.state.step, v.folder)
     return 0
