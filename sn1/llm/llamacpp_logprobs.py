@@ -194,7 +194,8 @@ class PlannedForcer:
         self.table = forcer.table
         self.n_ctx = forcer.n_ctx
         self._prompt = list(prompt_ids)
-        self._seqs = [list(s) for s in seqs]
+        # too long for the context: not planned (the forcer's own logprobs says why, one by one)
+        self._seqs = [list(s) for s in seqs if len(self._prompt) + len(s) <= forcer.n_ctx]
         self._next = 0                         # first plan index not yet served or skipped
         self._rows: dict[int, np.ndarray] = {}
         self._it: Iterator[tuple[int, np.ndarray]] | None = None
@@ -212,11 +213,15 @@ class PlannedForcer:
         i = next((j for j in range(self._next, len(self._seqs)) if self._seqs[j] == completion), None)
         if list(prompt) != self._prompt or i is None:
             return self.forcer.logprobs(prompt, completion)
-        if self._it is None:
-            self._it = self.forcer.iter_logprobs(self._prompt, self._seqs)
-        while i not in self._rows:
-            j, rows = next(self._it)
-            self._rows[j] = rows
+        try:
+            if self._it is None:
+                self._it = self.forcer.iter_logprobs(self._prompt, self._seqs)
+            while i not in self._rows:
+                j, rows = next(self._it)
+                self._rows[j] = rows
+        except (LLMError, StopIteration):    # the batched path failed: one at a time from here on
+            self._seqs, self._rows = [], {}
+            return self.forcer.logprobs(prompt, completion)
         for j in [j for j in self._rows if j <= i]:    # served or skipped: let them go
             rows_j = self._rows.pop(j)
             if j == i:

@@ -271,3 +271,17 @@ def test_a_uid_replaced_while_its_step_was_scored_is_not_credited(sandbox_path, 
     event = v.fold(q, rewards)
     assert v.state.scores[m1] == 0.0 and v.state.scores[m2] == 0.5
     assert event["hotkeys"] == q.hotkeys and event["rewards"] == [1.0, 1.0] and v.state.step == 1
+
+
+def test_planned_forcer_too_long_and_unplanned_fall_back(forcer):
+    """An answer too long for the context is not planned (LLMError when asked, as one at a time);
+    the others still come from the batched passes; an unplanned sequence is computed alone."""
+    prompt = forcer.prompt_tokens(MSGS)
+    ok1, long, ok2, other = seqs_of(forcer, [5, N_CTX, 7, 6], seed=9)
+    pf = forcer.planned(prompt, [ok1, long, ok2])
+    assert np.abs(pf.logprobs(prompt, ok1) - forcer.logprobs(prompt, ok1)).max() <= TOL
+    with pytest.raises(LLMError, match="context of 256"):
+        pf.logprobs(prompt, long)
+    assert np.abs(pf.logprobs(prompt, other) - forcer.logprobs(prompt, other)).max() <= TOL
+    assert np.abs(pf.logprobs(prompt, ok2) - forcer.logprobs(prompt, ok2)).max() <= TOL
+    assert pf.n_ctx == N_CTX and pf.llm is forcer.llm
