@@ -14,7 +14,9 @@ use ``prompt_tokens`` and ``TokenTable`` from here.
   and returns the model's log-probabilities at every completion position
   plus the one after the last token (where EOS should be). The prompt's KV
   cache is kept between calls, so 50 miners' answers to the same prompt
-  cost one prompt evaluation.
+  cost one prompt evaluation. ``logprobs_many`` / ``iter_logprobs`` score
+  many answers in batched passes (8 sequences, 512 tokens per
+  ``llama_decode``, one KV stream per sequence): what a step verifies.
 
 Logprobs are the model's own distribution: log-softmax of the raw logits
 (temperature 1, before top-k/top-p/min-p), as OpenAI and llama.cpp report them.
@@ -23,6 +25,7 @@ Logprobs are the model's own distribution: log-softmax of the raw logits
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from typing import Iterator
 
@@ -176,11 +179,71 @@ def generate_with_logprobs(llm, messages: Messages, params: GenParams, cancel: t
         gen.close()
 
 
+class PlannedForcer:
+    """A TeacherForcer for one step whose sequences are known in advance.
+
+    ``logprobs(prompt, s)`` for a planned ``s`` (asked in the plan's order) comes from
+    ``iter_logprobs``: the batch that holds it is computed on the first request, and
+    only that batch's rows are held. Anything else (another prompt, a sequence not
+    planned or asked out of order) falls back to the forcer's own ``logprobs``.
+    Planned sequences that are never asked for cost their share of a batch.
+    """
+
+    def __init__(self, forcer: "TeacherForcer", prompt_ids: list[int], seqs: list[list[int]]):
+        self.forcer = forcer
+        self.table = forcer.table
+        self.n_ctx = forcer.n_ctx
+        self._prompt = list(prompt_ids)
+        # too long for the context: not planned (the forcer's own logprobs says why, one by one)
+        self._seqs = [list(s) for s in seqs if len(self._prompt) + len(s) <= forcer.n_ctx]
+        self._next = 0                         # first plan index not yet served or skipped
+        self._rows: dict[int, np.ndarray] = {}
+        self._it: Iterator[tuple[int, np.ndarray]] | None = None
+
+    def __getattr__(self, name):          # anything else: the forcer's own (e.g. llm)
+        if name == "forcer":
+            raise AttributeError(name)
+        return getattr(self.forcer, name)
+
+    def prompt_tokens(self, messages: Messages) -> list[int]:
+        return self.forcer.prompt_tokens(messages)
+
+    def logprobs(self, prompt: list[int], completion: list[int]) -> np.ndarray:
+        completion = list(completion)
+        i = next((j for j in range(self._next, len(self._seqs)) if self._seqs[j] == completion), None)
+        if list(prompt) != self._prompt or i is None:
+            return self.forcer.logprobs(prompt, completion)
+        try:
+            if self._it is None:
+                self._it = self.forcer.iter_logprobs(self._prompt, self._seqs)
+            while i not in self._rows:
+                j, rows = next(self._it)
+                self._rows[j] = rows
+        except (LLMError, StopIteration):    # the batched path failed: one at a time from here on
+            self._seqs, self._rows = [], {}
+            return self.forcer.logprobs(prompt, completion)
+        for j in [j for j in self._rows if j <= i]:    # served or skipped: let them go
+            rows_j = self._rows.pop(j)
+            if j == i:
+                out = rows_j
+        self._next = i + 1
+        return out
+
+
+BATCH_SEQS = 8       # sequences per batch: 8 x 64 tokens fill one 512-token pass
+BATCH_DECODE = 512   # tokens per llama_decode (its logits buffer: 512 x 49k floats = 100 MB)
+
+
 class TeacherForcer:
-    """One llama.cpp model that scores given tokens (no sampling); thread-safe, one call at a time."""
+    """One llama.cpp model that scores given tokens (no sampling); thread-safe, one call at a time.
+
+    ``logprobs`` scores one sequence (the reference path, llama-cpp-python's ``eval``);
+    ``logprobs_many`` / ``iter_logprobs`` score many sequences after one prompt in batched
+    passes on a second context of the same weights (``_BatchContext``).
+    """
 
     def __init__(self, model_path: str, *, n_ctx: int = 1024, n_threads: int | None = None,
-                 n_batch: int = 512, chat_format: str | None = None):
+                 n_batch: int = 512, chat_format: str | None = None, batch_seqs: int = BATCH_SEQS):
         from llama_cpp import Llama
 
         kw = dict(model_path=str(model_path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
@@ -189,12 +252,21 @@ class TeacherForcer:
             kw.update(n_threads=n_threads, n_threads_batch=n_threads)
         self.llm = Llama(**kw)
         self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
         self.table = token_table(self.llm)
         self._lock = threading.Lock()
         self._prompt: list[int] | None = None
+        self._batch_seqs = max(1, batch_seqs)
+        self._batch: _BatchContext | None = None
 
     def prompt_tokens(self, messages: Messages) -> list[int]:
         return prompt_tokens(self.llm, messages)
+
+    def _check_ids(self, what: str, ids) -> None:
+        n = self.table.n_vocab
+        for j, t in enumerate(ids):
+            if not isinstance(t, (int, np.integer)) or not 0 <= t < n:
+                raise LLMError(f"{what}: token {j} is {t!r}, not a token id of the model (0-{n - 1})")
 
     def logprobs(self, prompt: list[int], completion: list[int]) -> np.ndarray:
         """(len(completion) + 1, n_vocab) log-probabilities: row j is the model's distribution
@@ -204,6 +276,8 @@ class TeacherForcer:
         if len(prompt) + len(completion) > self.n_ctx:
             raise LLMError(f"prompt + completion are {len(prompt) + len(completion)} tokens, more than "
                            f"the verifier's context of {self.n_ctx}")
+        self._check_ids("prompt", prompt)
+        self._check_ids("completion", completion)
         llm = self.llm
         with self._lock:
             if self._prompt != prompt:
@@ -216,3 +290,181 @@ class TeacherForcer:
                 llm.eval(completion)
             rows = llm.scores[len(prompt) - 1: len(prompt) + len(completion), :]
             return log_softmax(rows)
+
+    # ---- batched -------------------------------------------------------------------------
+    def logprobs_many(self, prompt_ids: list[int], seqs: list[list[int]]) -> list[np.ndarray]:
+        """``[logprobs(prompt_ids, s) for s in seqs]`` (float32 rows) in batched passes.
+
+        All rows at once: 50 answers of 64 tokens are ~640 MB. Callers that go through
+        the answers one by one use ``iter_logprobs``, which holds one batch at a time.
+        """
+        out: list[np.ndarray | None] = [None] * len(seqs)
+        for i, rows in self.iter_logprobs(prompt_ids, seqs):
+            out[i] = rows
+        return out     # type: ignore[return-value]
+
+    def iter_logprobs(self, prompt_ids: list[int], seqs: list[list[int]]) -> Iterator[tuple[int, np.ndarray]]:
+        """(i, rows of seqs[i]) in order of i (float32, each as ``logprobs`` gives it within
+        ~1e-5), computed a batch at a time: the prompt evaluated once and its KV cells
+        copied to every sequence's stream, ``batch_seqs`` sequences per batch. Bad input
+        (token ids outside the vocabulary, prompt + a sequence longer than ``n_ctx``, no
+        prompt) raises LLMError before any pass. Memory: one batch's rows at a time
+        (8 x 65 x 49k floats: 100 MB) while the caller holds only the current one."""
+        prompt_ids = list(prompt_ids)
+        seqs = [list(s) for s in seqs]
+        if not prompt_ids:
+            raise LLMError("teacher forcing needs a prompt")
+        self._check_ids("prompt", prompt_ids)
+        for i, s in enumerate(seqs):
+            if len(prompt_ids) + len(s) > self.n_ctx:
+                raise LLMError(f"sequence {i}: prompt + completion are {len(prompt_ids) + len(s)} tokens, "
+                               f"more than the verifier's context of {self.n_ctx}")
+            self._check_ids(f"sequence {i}", s)
+        with self._lock:
+            per_batch = self._batch_context().n_seqs
+        groups = [list(range(a, min(a + per_batch, len(seqs)))) for a in range(0, len(seqs), per_batch)]
+        for g in groups:
+            with self._lock:
+                rows = self._batch_context().run(prompt_ids, [seqs[i] for i in g])
+            yield from zip(g, rows)
+
+    def planned(self, prompt_ids: list[int], seqs: list[list[int]]) -> "PlannedForcer":
+        """A stand-in for this forcer whose ``logprobs(prompt_ids, s)`` serves the sequences of
+        ``seqs`` from batched passes, in the plan's order (see PlannedForcer)."""
+        return PlannedForcer(self, prompt_ids, seqs)
+
+    def _batch_context(self) -> "_BatchContext":
+        if self._batch is None:      # created on first use (its KV cache and logits buffer)
+            self._batch = _BatchContext(self.llm, self.n_ctx, self._batch_seqs, self.n_threads)
+        return self._batch
+
+
+class _BatchContext:
+    """A second llama.cpp context on the teacher's weights, for many sequences at once.
+
+    One KV stream per sequence (``kv_unified`` off: each stream holds ``n_ctx`` cells
+    and attention looks only at its own; the unified cache of this build let
+    sequences of one batch see each other's cells - tests/verify/test_verify_batch.py).
+    The prompt is evaluated once in stream 0 and copied to the others; between
+    batches every stream keeps the prompt's cells and drops the rest. A batch
+    evaluates up to ``n_seqs`` sequences, ``BATCH_DECODE`` tokens per
+    ``llama_decode``, with logits for every position.
+    """
+
+    def __init__(self, llm, n_ctx: int, n_seqs: int, n_threads: int):
+        import llama_cpp
+        from llama_cpp import _internals
+
+        self.n_vocab = llm.n_vocab()
+        self.n_ctx = -(-n_ctx // 256) * 256                 # per stream (llama.cpp pads to 256)
+        self.n_seqs = max(1, min(n_seqs, int(llama_cpp.llama_max_parallel_sequences())))
+        p = llama_cpp.llama_context_default_params()
+        p.n_ctx = self.n_ctx * self.n_seqs
+        self.n_batch = BATCH_DECODE
+        p.n_batch = p.n_ubatch = self.n_batch
+        p.n_seq_max = self.n_seqs
+        p.kv_unified = False
+        p.n_outputs_max = 0                # logits for every position (0 = n_batch) ...
+        p.n_outputs_max_per_seq = 0        # ... of every sequence (its default, 1, keeps one)
+        p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED   # as Llama() and the miners
+        p.n_threads = p.n_threads_batch = max(1, n_threads)
+        p.no_perf = True
+        self._ctx = _internals.LlamaContext(model=llm._model, params=p, verbose=False)
+        self._batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self.ctx = self._ctx.ctx
+        self.mem = llama_cpp.llama_get_memory(self.ctx)
+        self._prompt: list[int] | None = None
+        self._with_prompt: set[int] = set()       # streams that hold the prompt's cells
+        self._first: np.ndarray | None = None     # the prompt's last row (completion token 0)
+
+    def _decode(self, tokens, pos, seq, logits) -> None:
+        import llama_cpp
+
+        b = self._batch.batch
+        n = len(tokens)
+        b.n_tokens = n
+        np.ctypeslib.as_array(b.token, shape=(n,))[:] = tokens
+        np.ctypeslib.as_array(b.pos, shape=(n,))[:] = pos
+        np.ctypeslib.as_array(b.n_seq_id, shape=(n,))[:] = 1
+        np.ctypeslib.as_array(b.logits, shape=(n,))[:] = logits
+        for i, s in enumerate(seq):
+            b.seq_id[i][0] = int(s)
+        rc = llama_cpp.llama_decode(self.ctx, b)
+        if rc != 0:
+            self._forget()
+            raise LLMError(f"llama_decode failed ({rc}) on a batch of {n} tokens")
+
+    def _forget(self) -> None:
+        import llama_cpp
+
+        self._prompt = None
+        self._with_prompt = set()
+        llama_cpp.llama_memory_clear(self.mem, True)
+
+    def _logits(self, n_out: int) -> np.ndarray:
+        import llama_cpp
+
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits(self.ctx), shape=(n_out, self.n_vocab))
+
+    def _set_prompt(self, prompt: list[int]) -> None:
+        if self._prompt == prompt:
+            return
+        self._forget()
+        n = len(prompt)
+        for a in range(0, n, self.n_batch):
+            chunk = prompt[a:a + self.n_batch]
+            flags = np.zeros(len(chunk), dtype=np.int8)
+            flags[-1] = a + len(chunk) == n
+            self._decode(chunk, np.arange(a, a + len(chunk)), np.zeros(len(chunk), dtype=np.int32), flags)
+        self._first = np.empty((1, self.n_vocab), dtype=np.float32)
+        log_softmax_into(self._first, [0], self._logits(1))
+        self._prompt = list(prompt)
+        self._with_prompt = {0}
+
+    def run(self, prompt: list[int], seqs: list[list[int]]) -> list[np.ndarray]:
+        """Rows of every sequence (at most n_seqs): views into one (sum(len + 1), n_vocab)
+        float32 array, each sequence's rows contiguous (its first row is the prompt's last)."""
+        import llama_cpp
+
+        assert len(seqs) <= self.n_seqs
+        self._set_prompt(prompt)
+        P = len(prompt)
+        tokens, pos, seq, dest, starts = [], [], [], [], []
+        row = 0
+        for k, s in enumerate(seqs):
+            starts.append(row)
+            if s:
+                if k not in self._with_prompt:
+                    llama_cpp.llama_memory_seq_cp(self.mem, 0, k, -1, -1)
+                    self._with_prompt.add(k)
+                tokens.extend(s)
+                pos.extend(range(P, P + len(s)))
+                seq.extend([k] * len(s))
+                dest.extend(range(row + 1, row + 1 + len(s)))
+            row += len(s) + 1
+        out = np.empty((row, self.n_vocab), dtype=np.float32)
+        out[starts] = self._first
+        try:
+            for a in range(0, len(tokens), self.n_batch):
+                b = min(a + self.n_batch, len(tokens))
+                self._decode(tokens[a:b], pos[a:b], seq[a:b], np.ones(b - a, dtype=np.int8))
+                log_softmax_into(out, dest[a:b], self._logits(b - a))
+        finally:
+            for k in range(len(seqs)):          # keep the prompt, drop the answers
+                if not llama_cpp.llama_memory_seq_rm(self.mem, k, P, -1):
+                    self._forget()
+        return [out[starts[k]:starts[k] + len(s) + 1] for k, s in enumerate(seqs)]
+
+
+_SOFTMAX_ROWS = 64   # rows per numpy pass (bounds the temporaries: 64 x 49k floats = 12 MB)
+
+
+def log_softmax_into(out: np.ndarray, rows, logits: np.ndarray) -> None:
+    """out[rows[i]] = log_softmax(logits[i]) in float32, a block of rows at a time (the logits
+    are a view of llama.cpp's buffer: read, never written)."""
+    rows = np.asarray(rows)
+    for c in range(0, len(rows), _SOFTMAX_ROWS):
+        x = logits[c:c + _SOFTMAX_ROWS]
+        mx = x.max(axis=1, keepdims=True)
+        lse = mx + np.log(np.exp(x - mx).sum(axis=1, keepdims=True))
+        out[rows[c:c + _SOFTMAX_ROWS]] = x - lse

@@ -4,6 +4,11 @@ One step = build a task (LLM, in a thread) -> pick uids -> stream the
 challenge to all of them under one deadline -> score (in a thread) -> fold
 into the moving-average scores -> log one event. Between rounds: resync the
 metagraph, set weights every ``epoch_length`` blocks, save the state.
+
+A round is scored (and folded, logged, saved) while the next round's tasks
+are built and its miners queried: an inference step's verification takes
+seconds of forward passes. At most one round is being scored; rounds fold in
+order; a stop (SIGINT/SIGTERM) waits for the round being scored.
 """
 
 from __future__ import annotations
@@ -81,6 +86,24 @@ class Backoff:
 
 
 @dataclass
+class Queried:
+    """A step between its queries and its scoring (Validator.query -> Validator.finish)."""
+
+    task: object
+    uids: list[int]
+    hotkeys: list[str]              # at query time: a resync before the fold may replace some
+    results: list
+    block: int
+    netuid: int
+    t_start: float
+    t_task: float
+    t_query: float
+    requests: list | None = None    # inference: the request each uid was sent (its own seed)
+    t_score0: float = 0.0           # scoring started (after the previous round's)
+    t_score: float = 0.0
+
+
+@dataclass
 class Validator:
     config: object
     chain: Chain
@@ -127,6 +150,12 @@ class Validator:
 
     # ---- one step ---------------------------------------------------------------------
     async def forward(self, client, step_seed: int) -> dict | None:
+        """One whole step: query(), then finish()."""
+        q = await self.query(client, step_seed)
+        return None if q is None else await self.finish(q)
+
+    async def query(self, client, step_seed: int) -> "Queried | None":
+        """A step's task and the miners' answers (None: no miner to ask); scored by finish()."""
         from ..llm.base import GenParams
 
         rng = random.Random(step_seed)
@@ -159,37 +188,59 @@ class Validator:
         else:
             results = await client.query([mg.neurons[u] for u in uids], messages, params,
                                          timeout=get(self.config, "neuron.timeout"), model=model)
-        t_query = time.monotonic()
+        return Queried(task, uids, [mg.neurons[u].hotkey for u in uids], results, mg.block, mg.netuid,
+                       t_start, t_task, time.monotonic(), requests)
 
-        completions = [r.completion for r in results]
-        if task.name == "inference":
+    async def finish(self, q: "Queried") -> dict:
+        """Score a queried step and fold it into the scores: the event."""
+        return self.fold(q, await self.score(q))
+
+    async def score(self, q: "Queried"):
+        """A queried step's rewards (blocking work in a worker thread)."""
+        q.t_score0 = time.monotonic()
+        if q.task.name == "inference":
             self.verifier = self.verifier or inference.make_verifier(self.config)
-            rewards = await asyncio.to_thread(inference.score, self.verifier, task, results, requests)
-            self.state.record_proofs(uids, [v.ok for v in rewards.verdicts])   # no proof, no pay
+            rewards = await asyncio.to_thread(inference.score, self.verifier, q.task, q.results, q.requests)
         else:
-            rewards = await asyncio.to_thread(_score_step, task, completions)
-        t_score = time.monotonic()
+            rewards = await asyncio.to_thread(_score_step, q.task, [r.completion for r in q.results])
+        q.t_score = time.monotonic()
+        return rewards
 
-        # Resyncs happen only between rounds, so `uids` still index state.scores.
+    def fold(self, q: "Queried", rewards) -> dict:
+        """Fold a scored step into the moving averages (in step order) and build its event."""
+        task, uids, results, t_start, t_task, t_query = q.task, q.uids, q.results, q.t_start, q.t_task, q.t_query
+        t_score = q.t_score
+        wall = time.time() - time.monotonic()
+        completions = [r.completion for r in results]
+        # A resync may have run since the query (the previous round's scoring overlaps it): a uid
+        # whose hotkey changed since is not credited with its predecessor's answer.
+        hk = self.state.hotkeys
+        keep = [i for i, u in enumerate(uids) if u < len(hk) and hk[u] == q.hotkeys[i]]
         self.state.scores = scores_mod.update(
-            self.state.scores, uids, rewards.total,
+            self.state.scores, [uids[i] for i in keep], [rewards.total[i] for i in keep],
             alpha=get(self.config, "neuron.moving_average_alpha"),
             decay_alpha=get(self.config, "neuron.decay_alpha"),
         )
+        if q.requests is not None:       # no proof, no pay
+            self.state.record_proofs([uids[i] for i in keep], [rewards.verdicts[i].ok for i in keep])
         self.state.step += 1
 
         event = {
             "step": self.state.step,
-            "block": mg.block,
-            "netuid": mg.netuid,
+            "block": q.block,
+            "netuid": q.netuid,
             "validator_uid": self.uid,
             "step_time": t_score - t_start,
             "task_time": t_task - t_start,
             "query_time": t_query - t_task,
-            "score_time": t_score - t_query,
+            "score_time": t_score - q.t_score0,     # the wait for the previous step's scoring left out
+            # unix times: [miners queried from, to] and [scored from, to] (the next step's queries
+            # run while this one is scored)
+            "query_window": [round(wall + t_task, 3), round(wall + t_query, 3)],
+            "score_window": [round(wall + q.t_score0, 3), round(wall + t_score, 3)],
             **task.to_event(),
             "uids": uids,
-            "hotkeys": [mg.neurons[u].hotkey for u in uids],
+            "hotkeys": q.hotkeys,
             "completions": completions,
             "status": [r.status for r in results],
             "status_codes": [r.status_code for r in results],
@@ -201,8 +252,8 @@ class Validator:
             "scores": [float(self.state.scores[u]) for u in uids],   # after this step (sn1 leaderboard)
             **rewards.to_event(),      # "rewards" (totals), then every model's raw/normalised/timings
         }
-        if requests is not None:
-            event["seeds"] = [r["seed"] for r in requests]     # the seed each uid was sent
+        if q.requests is not None:
+            event["seeds"] = [r["seed"] for r in q.requests]     # the seed each uid was sent
         return event
 
     # ---- between steps ----------------------------------------------------------------
@@ -394,6 +445,42 @@ def _score_step(task, completions: list[str]):
         return score(task.rewards, task.penalties, task.reference, task.challenge, completions, source)
 
 
+async def _finish_round(v: Validator, config, queried: list, stop_at: int | None = None) -> None:
+    """Score a round's queried steps (together), fold and record them in order, then resync,
+    set weights and save. A failed step is logged and skipped."""
+    steps = [q for q in queried if isinstance(q, Queried)]
+    scored = iter(await asyncio.gather(*(v.score(q) for q in steps), return_exceptions=True))
+    outcomes = []
+    for q in queried:
+        out = next(scored) if isinstance(q, Queried) else q
+        if isinstance(out, BaseException):
+            log.error("step failed: %s: %s", type(out).__name__, out)
+            v.metrics.step_failed()
+        elif out is not None:
+            try:
+                event = v.fold(q, out)
+                log.info(_summary(event))
+                v.metrics.step(event)
+                await asyncio.to_thread(v.record, event)
+            except Exception as e:
+                log.error("step failed: %s: %s", type(e).__name__, e)
+                v.metrics.step_failed()
+                out = e
+        outcomes.append(out)
+    try:
+        interval = get(config, "neuron.sync_interval") or 0
+        if time.monotonic() - v.last_sync >= interval:
+            await v.resync()
+    except Exception as e:   # keep going on the last metagraph
+        log.warning("metagraph sync failed, keeping the last one: %s", e)
+        v.metrics.chain_error("metagraph")
+    await v.maybe_set_weights(final=v.stopping or (stop_at is not None and v.state.step >= stop_at))
+    await asyncio.to_thread(v.save)
+    v.in_flight = [n for n in v.in_flight if n > v.state.step]
+    if all(isinstance(o, BaseException) for o in outcomes):
+        await asyncio.sleep(1.0)   # don't spin on a persistent failure
+
+
 def status_counts(statuses) -> str:
     """"2 ok, 1 timeout, 1 http_error": how the miners of a step ended, ok first."""
     counts: dict[str, int] = {}
@@ -459,33 +546,29 @@ async def run(config) -> int:
     max_steps = get(config, "neuron.max_steps") or 0
     stop_at = v.state.step + max_steps
     concurrency = max(1, get(config, "neuron.num_concurrent_forwards"))
+    # A round's scoring (verification: seconds of forward passes) runs while the next round's
+    # tasks are built and its miners queried; at most one round is being scored, and rounds
+    # fold into the scores, the events and the state in order.
+    pending: asyncio.Task | None = None
+    pending_steps = 0
     async with MinerClient(v.wallet) as client:
         while not v.stopping and (not max_steps or v.state.step < stop_at):
-            n = concurrency if not max_steps else min(concurrency, stop_at - v.state.step)
+            if max_steps and v.state.step + pending_steps >= stop_at:
+                await pending          # the steps left are being scored: see whether they all fold
+                pending, pending_steps = None, 0
+                continue
+            n = concurrency if not max_steps else min(concurrency, stop_at - v.state.step - pending_steps)
             seeds = [v.rng.randrange(2**32) for _ in range(n)]
-            v.in_flight = list(range(v.state.step + 1, v.state.step + n + 1))
-            outcomes = await asyncio.gather(*(v.forward(client, s) for s in seeds),
-                                            return_exceptions=True)
-            v.in_flight = []
-            for out in outcomes:
-                if isinstance(out, BaseException):
-                    log.error("step failed: %s: %s", type(out).__name__, out)
-                    v.metrics.step_failed()
-                elif out is not None:
-                    log.info(_summary(out))
-                    v.metrics.step(out)
-                    await asyncio.to_thread(v.record, out)
-            try:
-                interval = get(config, "neuron.sync_interval") or 0
-                if time.monotonic() - v.last_sync >= interval:
-                    await v.resync()
-            except Exception as e:   # keep going on the last metagraph
-                log.warning("metagraph sync failed, keeping the last one: %s", e)
-                v.metrics.chain_error("metagraph")
-            await v.maybe_set_weights(final=v.stopping or bool(max_steps and v.state.step >= stop_at))
-            await asyncio.to_thread(v.save)
-            if all(isinstance(o, BaseException) for o in outcomes):
-                await asyncio.sleep(1.0)   # don't spin on a persistent failure
+            # the steps being queried and the ones still being scored (what Ctrl-C says it finishes)
+            v.in_flight = list(range(v.state.step + 1, v.state.step + pending_steps + n + 1))
+            queried = await asyncio.gather(*(v.query(client, s) for s in seeds), return_exceptions=True)
+            if pending is not None:
+                await pending
+            pending = asyncio.create_task(_finish_round(v, config, queried, stop_at if max_steps else None))
+            pending_steps = sum(1 for q in queried if isinstance(q, Queried))
+        if pending is not None:
+            await pending              # Ctrl-C: the round being scored is still recorded and saved
+        v.in_flight = []
     v.save()
     v.events.close()
     v.wandb.close()

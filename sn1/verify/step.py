@@ -150,6 +150,21 @@ def _key(sub: Submission) -> tuple:
             tuple((t.token, t.logprob, t.top) for t in sub.logprobs))
 
 
+def _plan(table, subs: list[Submission], policy: Policy) -> list[list[int]]:
+    """Token ids of the distinct answers that verify_answer will teacher-force, in order
+    (those that fail before the forward pass are left out: they cost no pass)."""
+    plan, keys = [], set()
+    for sub in subs:
+        key = _key(sub)
+        if key in keys or sub.status != "ok" or not sub.logprobs or len(sub.logprobs) > policy.max_tokens:
+            continue
+        keys.add(key)
+        ids = [table.by_bytes.get(t.token) for t in sub.logprobs]
+        if None not in ids:
+            plan.append(ids)
+    return plan
+
+
 def verify_step(verifier: Verifier, messages: list[dict], policy: Policy,
                 subs: list[Submission]) -> StepVerification:
     """Verify every answer of a step (identical answers once) and reward them.
@@ -161,6 +176,8 @@ def verify_step(verifier: Verifier, messages: list[dict], policy: Policy,
     prompt_ids = forcer.prompt_tokens(messages)
     seen: dict[tuple, Verdict] = {}
     verdicts = []
+    if hasattr(forcer, "planned"):   # the distinct answers' forward passes batched (llamacpp_logprobs)
+        forcer = forcer.planned(prompt_ids, _plan(forcer.table, subs, policy))
     for sub in subs:
         key = _key(sub)
         if key not in seen:
