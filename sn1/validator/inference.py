@@ -47,13 +47,18 @@ def query_args(task) -> tuple[list[dict], GenParams, str]:
     return r["messages"], params, r["model"]
 
 
-def policy_for(task) -> Policy:
-    r = task.extra["request"]
-    return Policy(temperature=r["temperature"], top_k=r["top_k"], top_p=r["top_p"],
-                  max_tokens=r["max_tokens"], top_logprobs=r["top_logprobs"])
+def policy_for(task, request: dict | None = None) -> Policy:
+    """The policy of the request a miner was sent (its seed included: the sampler is replayed)."""
+    return Policy.from_request(request or task.extra["request"])
 
 
-def score(verifier: Verifier, task, results) -> StepVerification:
-    """Blocking (forward passes): every miner's answer verified, rewards with the timing factor."""
-    return verify_step(verifier, task.extra["request"]["messages"], policy_for(task),
+def score(verifier: Verifier, task, results, requests: list[dict] | None = None) -> StepVerification:
+    """Blocking (forward passes): every miner's answer verified, rewards with the timing factor.
+
+    ``requests``: the request body each miner was actually sent (one per result: its own seed,
+    messages...); None: every miner got ``task.extra["request"]``.
+    """
+    if requests is None:
+        requests = [task.extra["request"]] * len(results)
+    return verify_step(verifier, [r["messages"] for r in requests], [policy_for(task, r) for r in requests],
                        [Submission.of(r) for r in results])
