@@ -13,8 +13,8 @@ do the work it is asked for. ``--neuron.cheat`` picks how:
   passed off as finished;
 - ``word``: the honest answer with one token (the sixth or the first after it)
   swapped for another word;
-- ``late``: the honest text streamed at once without proof, all its logprobs
-  sent afterwards in one chunk without text (a draft's speed, the proof later).
+- ``late``: the honest text streamed without proof, all its logprobs sent
+  with the last piece (a draft's speed, the proof of one batched pass later).
 
 Every mode must score 0 on the inference task (tests/verify/test_verify_cheats.py
 runs each one; tests/verify/test_verify_e2e.py two of them as real miner processes).
@@ -58,6 +58,7 @@ class CheatMiner(LlamaCppMiner):
         n = 0
         swapped = False
         held: list[TokenLogprob] = []
+        last: str | None = None
         async for piece in super().generate(messages, params):
             tokens = list(getattr(piece, "logprobs", ()))
             n += max(1, len(tokens))
@@ -72,9 +73,12 @@ class CheatMiner(LlamaCppMiner):
                 swapped = True
             elif mode == "late":
                 held.extend(tokens)
-                piece = str(piece)           # text without its proof
+                if last is not None:
+                    yield last               # text without its proof
+                last = str(piece)
+                continue
             yield piece
             if mode == "truncate" and n >= max(1, params.max_tokens // 2):
                 return
-        if mode == "late" and held:
-            yield Piece("", held)            # all the proof at the end, in a chunk without text
+        if mode == "late" and last is not None:
+            yield Piece(last, held)          # all the proof at the end, with the last piece
