@@ -23,9 +23,10 @@ Tolerance. The validator's logits are not bit-identical to the miner's: one
 token at a time (a miner decoding) and many at once (teacher forcing) use
 different matrix kernels in llama.cpp (up to ~0.25 apart in logprob here,
 benchmarks/RESULTS.md). The replay therefore takes the miner's own reported
-logprobs for the tokens it reported (the chosen one and its top alternatives:
-the match rule has already checked them against the model's to within
-``tol_token``) and gives every other token ``tol_replay`` of slack either way.
+logprobs for the tokens it reported (the chosen one and its top alternatives,
+each clipped to within ``tol_replay`` of the model's) and gives every other
+token ``tol_replay`` of slack either way: an honest engine's own values decide
+near-ties exactly, and shading the reports buys no more than the slack.
 A token passes when the draw u falls within the widest interval of the CDF
 that token can hold under that slack (its rank among near-ties and the kept
 set's size at the top_p / min_p cut both left open). Near-ties therefore never
@@ -78,7 +79,9 @@ def check_position(row: np.ndarray, token: int, fixed: dict[int, float], u: floa
     """Why ``token`` cannot be the sampler's draw at this position, or None when it can be.
 
     ``row``: the validator's logprobs; ``fixed``: the miner's reported logprobs (token id ->
-    value) that replace the validator's; every other token gets ``eps`` of slack either way.
+    value) that replace the validator's, each clipped to within ``eps`` of it (so a miner that
+    shades its reports gains no more room than the slack every other token gets: ``eps``
+    either way).
     ``token`` may be a set of ids (any of them: end of generation).
     """
     tokens = token if isinstance(token, (set, frozenset, list, tuple)) else (token,)
@@ -91,15 +94,15 @@ def check_position(row: np.ndarray, token: int, fixed: dict[int, float], u: floa
     if fixed:
         ids = np.fromiter(fixed.keys(), dtype=np.int64)
         vals = np.fromiter(fixed.values(), dtype=np.float64)
-        hi[ids] = vals
+        hi[ids] = np.clip(vals, x[ids] - eps, x[ids] + eps)
     idx = np.argpartition(-hi, pool - 1)[:pool] if pool < nv else np.arange(nv)
     cand = np.union1d(idx, np.asarray([t for t in tokens if 0 <= t < nv], dtype=np.int64))
     base = x[cand].copy()
     isfixed = np.zeros(len(cand), dtype=bool)
     for j, c in enumerate(cand):
         v = fixed.get(int(c))
-        if v is not None:
-            base[j], isfixed[j] = v, True
+        if v is not None:   # the miner's own value, never further than eps from the model's
+            base[j], isfixed[j] = min(max(v, base[j] - eps), base[j] + eps), True
     slack = np.where(isfixed, 0.0, eps)
     lo, up = base - slack, base + slack
     why = None

@@ -106,15 +106,19 @@ def test_near_ties_never_fail_an_honest_miner():
                           nucleus_slack=0.02, min_p=0.0) is not None
 
 
-def test_reported_logprobs_are_what_the_replay_uses():
-    # The validator's row puts the draw in token 0's interval; the miner's own (reported, within
-    # tolerance) values put it in token 1's: the miner's engine decides, within tol_token.
+def test_reported_logprobs_decide_near_ties_and_shading_gains_nothing():
     row = np.log(np.array([0.5, 0.4, 0.05, 0.05]))
-    kw = dict(temperature=1.0, top_k=50, top_p=1.0, eps=0.0, nucleus_slack=0.0, min_p=0.0)
-    assert check_position(row, 1, {}, 0.49, **kw) is not None
-    fixed = {0: math.log(0.47), 1: math.log(0.43)}
-    assert check_position(row, 1, fixed, 0.49, **kw) is None
-    assert check_position(row, 0, fixed, 0.49, **kw) is not None
+    kw = dict(temperature=1.0, top_k=50, top_p=1.0, eps=0.05, nucleus_slack=0.0, min_p=0.0)
+    # u = 0.49 is 0.01 below the boundary: with nothing reported the slack lets either token pass.
+    assert check_position(row, 1, {}, 0.49, **kw) is None
+    assert check_position(row, 0, {}, 0.49, **kw) is None
+    # The miner's own values (here the model's) are exact: they name token 0, token 1 fails.
+    exact = {0: float(row[0]), 1: float(row[1])}
+    assert check_position(row, 0, exact, 0.49, **kw) is None
+    assert check_position(row, 1, exact, 0.49, **kw) is not None
+    # Shading the reports far past the tolerance buys no more than eps: u = 0.45 stays token 0's.
+    shaded = {0: math.log(0.2), 1: math.log(0.7)}
+    assert check_position(row, 1, shaded, 0.45, **kw) is not None
 
 
 def test_greedy_with_tie_tolerance():
