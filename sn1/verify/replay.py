@@ -24,7 +24,7 @@ token at a time (a miner decoding) and many at once (teacher forcing) use
 different matrix kernels in llama.cpp (up to ~0.25 apart in logprob here,
 benchmarks/RESULTS.md). The replay therefore takes the miner's own reported
 logprobs for the tokens it reported (the chosen one and its top alternatives,
-each clipped to within ``tol_replay`` of the model's) and gives every other
+where within ``tol_replay`` of the model's) and gives every other
 token ``tol_replay`` of slack either way: an honest engine's own values decide
 near-ties exactly, and shading the reports buys no more than the slack.
 A token passes when the draw u falls within the widest interval of the CDF
@@ -79,9 +79,9 @@ def check_position(row: np.ndarray, token: int, fixed: dict[int, float], u: floa
     """Why ``token`` cannot be the sampler's draw at this position, or None when it can be.
 
     ``row``: the validator's logprobs; ``fixed``: the miner's reported logprobs (token id ->
-    value) that replace the validator's, each clipped to within ``eps`` of it (so a miner that
-    shades its reports gains no more room than the slack every other token gets: ``eps``
-    either way).
+    value) that replace the validator's where they are within ``eps`` of it (further off, the
+    token is treated as unreported), so shading the reports gains no more room than the
+    slack every other token gets: ``eps`` either way.
     ``token`` may be a set of ids (any of them: end of generation).
     """
     tokens = token if isinstance(token, (set, frozenset, list, tuple)) else (token,)
@@ -94,15 +94,16 @@ def check_position(row: np.ndarray, token: int, fixed: dict[int, float], u: floa
     if fixed:
         ids = np.fromiter(fixed.keys(), dtype=np.int64)
         vals = np.fromiter(fixed.values(), dtype=np.float64)
-        hi[ids] = np.clip(vals, x[ids] - eps, x[ids] + eps)
+        near = np.abs(vals - x[ids]) <= eps
+        hi[ids[near]] = vals[near]
     idx = np.argpartition(-hi, pool - 1)[:pool] if pool < nv else np.arange(nv)
     cand = np.union1d(idx, np.asarray([t for t in tokens if 0 <= t < nv], dtype=np.int64))
     base = x[cand].copy()
     isfixed = np.zeros(len(cand), dtype=bool)
     for j, c in enumerate(cand):
         v = fixed.get(int(c))
-        if v is not None:   # the miner's own value, never further than eps from the model's
-            base[j], isfixed[j] = min(max(v, base[j] - eps), base[j] + eps), True
+        if v is not None and abs(v - base[j]) <= eps:   # the miner's own value, if within eps
+            base[j], isfixed[j] = v, True
     slack = np.where(isfixed, 0.0, eps)
     lo, up = base - slack, base + slack
     why = None
