@@ -20,6 +20,19 @@ Three parts, all on the embedded SmolLM2-135M-Instruct (Q4_1 GGUF) through llama
         [--honest_tokens 64] [--budget 1500]
 
 ``--budget`` (seconds) stops the honest loop early; the counts actually run are printed.
+
+Issue 17 (seeded sampler replay, proof per chunk) - honest answers are generated once and stored,
+so they can be verified again after any change to the rules:
+
+    .venv/bin/python benchmarks/inference_verify.py --gen DIR --config 1,512 --n 250 --honest_tokens 40 --seed 11
+    (again with --config 1,8 / 1,32 / 2,512 and other seeds: four engine configurations)
+    .venv/bin/python benchmarks/inference_verify.py --from DIR --honest_tokens 40 --skip cost
+        [--per_temp 25] [--live 5] [--skip cheats | honest]
+
+``--from`` verifies every stored answer with its seed (false rejects per configuration and
+temperature) and builds the cheat classes per temperature from them (another prompt, truncation,
+one word changed, fabricated or recomputed logprobs, draft text with late logprobs, a relay made
+for another seed; ``--live`` adds another system prompt and a logit bias, which need generation).
 """
 
 from __future__ import annotations
