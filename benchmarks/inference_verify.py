@@ -20,6 +20,19 @@ Three parts, all on the embedded SmolLM2-135M-Instruct (Q4_1 GGUF) through llama
         [--honest_tokens 64] [--budget 1500]
 
 ``--budget`` (seconds) stops the honest loop early; the counts actually run are printed.
+
+Issue 17 (seeded sampler replay, proof per chunk) - honest answers are generated once and stored,
+so they can be verified again after any change to the rules:
+
+    .venv/bin/python benchmarks/inference_verify.py --gen DIR --config 1,512 --n 250 --honest_tokens 40 --seed 11
+    (again with --config 1,8 / 1,32 / 2,512 and other seeds: four engine configurations)
+    .venv/bin/python benchmarks/inference_verify.py --from DIR --honest_tokens 40 --skip cost
+        [--per_temp 25] [--live 5] [--skip cheats | honest]
+
+``--from`` verifies every stored answer with its seed (false rejects per configuration and
+temperature) and builds the cheat classes per temperature from them (another prompt, truncation,
+one word changed, fabricated or recomputed logprobs, draft text with late logprobs, a relay made
+for another seed; ``--live`` adds another system prompt and a logit bias, which need generation).
 """
 
 from __future__ import annotations
@@ -65,8 +78,8 @@ def honest_answer(llm, msgs, temperature, seed, max_tokens) -> Submission:
     return Submission("".join(pieces), tokens, "ok", "length" if len(tokens) == max_tokens else "stop")
 
 
-def policy(temperature, max_tokens) -> Policy:
-    return Policy(temperature=temperature, top_k=50, top_p=0.95, max_tokens=max_tokens, top_logprobs=K)
+def policy(temperature, max_tokens, seed=None) -> Policy:
+    return Policy(temperature=temperature, top_k=50, top_p=0.95, max_tokens=max_tokens, top_logprobs=K, seed=seed)
 
 
 # ---- cheats ------------------------------------------------------------------------------------
@@ -184,8 +197,9 @@ def honest(forcer, n: int, max_tokens: int, budget: float) -> dict:
         setting = MINER_SETTINGS[i % len(MINER_SETTINGS)]
         temperature = TEMPERATURES[(i // len(MINER_SETTINGS)) % len(TEMPERATURES)]
         msgs = prompt(rng)
-        sub = honest_answer(miners[setting], msgs, temperature, rng.randrange(2**31), max_tokens)
-        v = verify_answer(forcer, forcer.prompt_tokens(msgs), sub, policy(temperature, max_tokens))
+        seed = rng.randrange(2**31)
+        sub = honest_answer(miners[setting], msgs, temperature, seed, max_tokens)
+        v = verify_answer(forcer, forcer.prompt_tokens(msgs), sub, policy(temperature, max_tokens, seed))
         results.append((setting, temperature, v))
     return {"results": results, "seconds": time.monotonic() - t0}
 
@@ -234,6 +248,150 @@ def cheats(forcer, n: int, max_tokens: int, other_model=None) -> dict:
     return {"caught": caught, "rules": rules}
 
 
+# ---- stored honest answers (--gen / --from): seeds, chunks, four engine configurations -----------
+
+def gen(out_dir: str, threads: int, n_batch: int, n: int, tokens: int, seed: int) -> None:
+    """Honest answers exactly as a miner makes them, one JSONL line each (appended)."""
+    import json
+
+    from sn1.protocol.logprobs import encode_logprobs
+
+    os.makedirs(out_dir, exist_ok=True)
+    llm = llama(threads, n_batch)
+    rng = random.Random(seed)
+    t0 = time.monotonic()
+    with open(os.path.join(out_dir, f"t{threads}_b{n_batch}.jsonl"), "a") as out:
+        for i in range(n):
+            msgs = prompt(rng)
+            temperature = TEMPERATURES[i % len(TEMPERATURES)]
+            s = rng.randrange(2**31)
+            p = GenParams(max_tokens=tokens, temperature=temperature, top_k=50, top_p=0.95, seed=s, logprobs=K)
+            pieces = list(generate_with_logprobs(llm, msgs, p, threading.Event(), 1024))
+            ntok = sum(len(pc.logprobs) for pc in pieces)
+            out.write(json.dumps({"config": [threads, n_batch], "messages": msgs, "seed": s,
+                                  "temperature": temperature, "max_tokens": tokens,
+                                  "finish": "length" if ntok == tokens else "stop",
+                                  "pieces": [[str(pc), encode_logprobs(pc.logprobs)] for pc in pieces]}) + "\n")
+            out.flush()
+            if i % 10 == 0:
+                print(f"  {i + 1}/{n} answers, {time.monotonic() - t0:.0f}s", flush=True)
+
+
+def stored(from_dir: str, limit: int) -> list[dict]:
+    """The stored answers as (record, Submission with one chunk per piece)."""
+    import glob
+    import json
+
+    from sn1.protocol.logprobs import decode_logprobs
+
+    out = []
+    for path in sorted(glob.glob(os.path.join(from_dir, "*.jsonl"))):
+        with open(path) as f:
+            lines = f.readlines()                  # a snapshot: generators may still be appending
+        for line in lines[:limit]:
+            try:
+                a = json.loads(line)
+            except ValueError:
+                continue                           # a line being written
+            lps = [decode_logprobs({"content": pc[1]}) for pc in a["pieces"]]
+            a["sub"] = chunked([pc[0] for pc in a["pieces"]], lps, a["finish"])
+            out.append(a)
+    return out
+
+
+def chunked(texts: list[str], lps: list[list], finish: str, dt: float = 0.02) -> Submission:
+    return Submission("".join(texts), [t for lp in lps for t in lp], "ok", finish,
+                      chunk_times=[dt * (i + 1) for i in range(len(texts))],
+                      chunk_tokens=[len(lp) for lp in lps], chunk_chars=[len(t) for t in texts],
+                      chunk_lp=[len(lp) for lp in lps])
+
+
+def as_one_chunk(sub: Submission) -> Submission:
+    from sn1.verify.step import spell
+
+    return chunked([spell(sub.logprobs)], [sub.logprobs], sub.finish_reason)
+
+
+def honest_stored(forcer, answers: list[dict]) -> None:
+    t0 = time.monotonic()
+    by = defaultdict(lambda: [0, 0])
+    diffs = defaultdict(list)
+    rejects = []
+    for a in answers:
+        v = verify_answer(forcer, forcer.prompt_tokens(a["messages"]), a["sub"],
+                          policy(a["temperature"], a["max_tokens"], a["seed"]))
+        key = (tuple(a["config"]), a["temperature"])
+        by[key][0] += 1
+        by[key][1] += not v.ok
+        diffs[tuple(a["config"])].append(v.max_diff)
+        if not v.ok:
+            rejects.append((key, v))
+    n = sum(x[0] for x in by.values())
+    print(f"\n## honest (stored): {n} answers of <= {answers[0]['max_tokens'] if answers else 0} tokens, "
+          f"verified with the seeded replay in {time.monotonic() - t0:.0f}s; false rejects: {len(rejects)}")
+    print(f"{'threads/n_batch':<16} {'T':>4} {'answers':>8} {'rejected':>9}")
+    for (cfg, temp), (k, bad) in sorted(by.items()):
+        print(f"{str(cfg):<16} {temp:>4} {k:>8} {bad:>9}")
+    for cfg, md in sorted(diffs.items()):
+        print(f"  {cfg}: max|Δ logprob| p50 {np.percentile(md, 50):.3f} p99 {np.percentile(md, 99):.3f} "
+              f"max {max(md):.3f}")
+    for key, v in rejects:
+        print(f"  rejected {key}: {v.rule}: {v.reason}")
+
+
+def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int) -> None:
+    """Cheat classes per temperature, built from stored honest answers (and ``live`` generated ones)."""
+    rng = random.Random(29)
+    table = forcer.table
+    table.word_tokens = [b for b in table.by_bytes if b.startswith(b" ") and b[1:].isalpha() and len(b) > 3]
+    caught = defaultdict(lambda: defaultdict(list))
+    rules = defaultdict(Counter)
+    miner = llama(1, 512) if live else None
+    bias = np.zeros(table.n_vocab)
+    bias[np.random.default_rng(5).choice(table.n_vocab, table.n_vocab // 10, replace=False)] = 3.0
+
+    def judge(name, a, sub, seed=None):
+        pol = policy(a["temperature"], a["max_tokens"], a["seed"] if seed is None else seed)
+        v = verify_answer(forcer, forcer.prompt_tokens(a["messages"]), sub, pol)
+        caught[name][a["temperature"]].append(not v.ok)
+        rules[name][v.rule or "passed"] += 1
+
+    for temp in TEMPERATURES:
+        pool = [a for a in answers if a["temperature"] == temp]
+        rng.shuffle(pool)
+        for i, a in enumerate(pool[:per_temp]):
+            h = a["sub"]
+            o = pool[(i + 1) % len(pool)]
+            judge("another prompt (its own real logprobs)", a, as_one_chunk(o["sub"]))
+            judge("another prompt, recomputed logprobs", a, as_one_chunk(recomputed(forcer, a["messages"], o["sub"])))
+            if temp > 0:      # greedy has no draw: another seed is the same answer, the same work
+                judge("relay: the answer made for another seed", a, h, seed=(a["seed"] + 1) % 2**31)
+            judge("truncated, passed off as finished", a, as_one_chunk(truncated(h, rng)))
+            w = one_word_changed(h, table, rng)
+            judge("one word changed", a, as_one_chunk(w))
+            judge("one word changed, recomputed logprobs", a, as_one_chunk(recomputed(forcer, a["messages"], w)))
+            judge("fabricated logprobs (constant)", a, as_one_chunk(fabricated(h, rng, "constant")))
+            judge("fabricated logprobs (true +- noise)", a, as_one_chunk(fabricated(h, rng, "noise")))
+            texts = [h.completion[:1]] + [h.completion[1:]]        # the draft's text first, proof last
+            judge("draft text, logprobs late", a, chunked(texts, [[], h.logprobs], h.finish_reason))
+            if i < live:
+                msgs = a["messages"]
+                pirate = [{"role": "system", "content": "You are a pirate. Always answer like a pirate."}, msgs[-1]]
+                s = honest_answer(miner, pirate, temp, a["seed"], a["max_tokens"])
+                judge("another system prompt", a, as_one_chunk(s))
+                judge("another system prompt, recomputed logprobs", a,
+                      as_one_chunk(recomputed(forcer, msgs, s)))
+                b = biased_answer(miner, msgs, temp, a["seed"], a["max_tokens"], bias, rng)
+                judge("logit bias +3 on 10% of the vocabulary", a, as_one_chunk(b))
+                judge("logit bias, recomputed logprobs", a, as_one_chunk(recomputed(forcer, msgs, b)))
+        print(f"  cheats at T={temp} done", flush=True)
+    print(f"\n## cheats per temperature (caught / tried), from stored honest answers")
+    print(f"{'cheat':<48} " + " ".join(f"{'T=' + str(t):>9}" for t in TEMPERATURES) + "  rules")
+    for name, per in caught.items():
+        cells = " ".join(f"{sum(per[t]):>4}/{len(per[t]):<4}" if per[t] else f"{'-':>9}" for t in TEMPERATURES)
+        print(f"{name:<48} {cells}  " + ", ".join(f"{r} {k}" for r, k in rules[name].most_common()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--honest", type=int, default=300)
@@ -243,12 +401,34 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=1500.0, help="seconds for the honest loop")
     ap.add_argument("--other_model", default=None, help="a .gguf of another model (the 'different model' cheat)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["cost", "honest", "cheats"])
+    ap.add_argument("--gen", default=None, help="DIR: store honest answers there (with --config, --n, --seed)")
+    ap.add_argument("--config", default="1,512", help="--gen: threads,n_batch of the honest miner")
+    ap.add_argument("--n", type=int, default=100, help="--gen: answers to store")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--from", dest="from_dir", default=None,
+                    help="DIR: verify the stored honest answers and cheats built from them")
+    ap.add_argument("--limit", type=int, default=10**9, help="--from: answers per configuration")
+    ap.add_argument("--per_temp", type=int, default=25, help="--from: cheats per class and temperature")
+    ap.add_argument("--live", type=int, default=0,
+                    help="--from: answers per temperature for the cheats that need generation")
     args = ap.parse_args()
+    if args.gen:
+        threads, n_batch = (int(x) for x in args.config.split(","))
+        gen(args.gen, threads, n_batch, args.n, args.honest_tokens, args.seed)
+        return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
     t = time.perf_counter()
     forcer = Verifier(None, n_threads=1).forcer
     print(f"verifier loaded in {time.perf_counter() - t:.2f}s (model + token table)")
     print(f"policy defaults: {Policy()}")
+    if args.from_dir:
+        answers = stored(args.from_dir, args.limit)
+        if "honest" not in args.skip:
+            honest_stored(forcer, answers)
+        if "cheats" not in args.skip:
+            cheats_stored(forcer, answers, args.per_temp, args.live)
+        print(f"load at the end: {os.getloadavg()[0]:.1f}")
+        return
 
     if "cost" not in args.skip:
         c = cost(forcer, llama(1, 512), args.tokens)

@@ -8,6 +8,7 @@ per-request state: each call gets its own streamer / iterator.
 
 from __future__ import annotations
 
+import codecs
 import threading
 from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator, Protocol, runtime_checkable
@@ -62,8 +63,18 @@ class Piece(str):
 
 
 class PieceAssembler:
-    """Tokens -> Pieces: a token that ends inside a UTF-8 character waits for the next one
-    (never more than one character's worth of bytes), so every Piece's text is whole."""
+    """Tokens -> Pieces whose text is exactly what the whole stream decodes to there.
+
+    A Piece ends only where the UTF-8 decoder is between characters: a token that
+    ends inside a character waits for the next one, however long the tokens are.
+    Invalid bytes become U+FFFD, exactly as decoding the whole stream would. So
+    every Piece's text is ``decode_utf8(its tokens' bytes)`` and the Pieces join to
+    the whole stream's decoding (sn1.verify checks each chunk's text that way).
+    At most ``MAX_TOKENS`` tokens wait (a model emitting garbage); then the
+    buffer is flushed with replacement characters.
+    """
+
+    MAX_TOKENS = 64
 
     def __init__(self):
         self._tokens: list[TokenLogprob] = []
@@ -72,13 +83,11 @@ class PieceAssembler:
     def add(self, token: TokenLogprob) -> "Piece | None":
         self._tokens.append(token)
         self._buf += token.token
-        try:
-            text = self._buf.decode("utf-8")
-        except UnicodeDecodeError:
-            if len(self._buf) <= 8:
-                return None
-            text = self._buf.decode("utf-8", errors="replace")
-        return self._take(text)
+        dec = codecs.getincrementaldecoder("utf-8")("replace")
+        text = dec.decode(self._buf, final=False)
+        if dec.getstate()[0] and len(self._tokens) < self.MAX_TOKENS:
+            return None           # ends inside a character: wait for the rest of it
+        return self._take(text + dec.decode(b"", final=True))
 
     def flush(self) -> "Piece | None":
         return self._take(self._buf.decode("utf-8", errors="replace")) if self._tokens else None

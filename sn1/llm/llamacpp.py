@@ -34,6 +34,7 @@ _POLL_S = 0.05
 class LlamaCppEngine:
     name = "llamacpp"
     logprobs = True         # params.logprobs -> Pieces with token logprobs (llamacpp_logprobs)
+    samplers = ("llama.cpp/dist-v1",)   # with a seed, draws exactly as sn1/verify/replay.py replays
 
     def __init__(self, model_id: str | None = None, n_ctx: int = 2048, n_threads: int | None = None,
                  parallel: int = 1, chat_format: str | None = None, seed: int | None = None):

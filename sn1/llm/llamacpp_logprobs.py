@@ -179,57 +179,6 @@ def generate_with_logprobs(llm, messages: Messages, params: GenParams, cancel: t
         gen.close()
 
 
-class PlannedForcer:
-    """A TeacherForcer for one step whose sequences are known in advance.
-
-    ``logprobs(prompt, s)`` for a planned ``s`` (asked in the plan's order) comes from
-    ``iter_logprobs``: the batch that holds it is computed on the first request, and
-    only that batch's rows are held. Anything else (another prompt, a sequence not
-    planned or asked out of order) falls back to the forcer's own ``logprobs``.
-    Planned sequences that are never asked for cost their share of a batch.
-    """
-
-    def __init__(self, forcer: "TeacherForcer", prompt_ids: list[int], seqs: list[list[int]]):
-        self.forcer = forcer
-        self.table = forcer.table
-        self.n_ctx = forcer.n_ctx
-        self._prompt = list(prompt_ids)
-        # too long for the context: not planned (the forcer's own logprobs says why, one by one)
-        self._seqs = [list(s) for s in seqs if len(self._prompt) + len(s) <= forcer.n_ctx]
-        self._next = 0                         # first plan index not yet served or skipped
-        self._rows: dict[int, np.ndarray] = {}
-        self._it: Iterator[tuple[int, np.ndarray]] | None = None
-
-    def __getattr__(self, name):          # anything else: the forcer's own (e.g. llm)
-        if name == "forcer":
-            raise AttributeError(name)
-        return getattr(self.forcer, name)
-
-    def prompt_tokens(self, messages: Messages) -> list[int]:
-        return self.forcer.prompt_tokens(messages)
-
-    def logprobs(self, prompt: list[int], completion: list[int]) -> np.ndarray:
-        completion = list(completion)
-        i = next((j for j in range(self._next, len(self._seqs)) if self._seqs[j] == completion), None)
-        if list(prompt) != self._prompt or i is None:
-            return self.forcer.logprobs(prompt, completion)
-        try:
-            if self._it is None:
-                self._it = self.forcer.iter_logprobs(self._prompt, self._seqs)
-            while i not in self._rows:
-                j, rows = next(self._it)
-                self._rows[j] = rows
-        except (LLMError, StopIteration):    # the batched path failed: one at a time from here on
-            self._seqs, self._rows = [], {}
-            return self.forcer.logprobs(prompt, completion)
-        for j in [j for j in self._rows if j <= i]:    # served or skipped: let them go
-            rows_j = self._rows.pop(j)
-            if j == i:
-                out = rows_j
-        self._next = i + 1
-        return out
-
-
 BATCH_SEQS = 8       # sequences per batch: 8 x 64 tokens fill one 512-token pass
 BATCH_DECODE = 512   # tokens per llama_decode (its logits buffer: 512 x 49k floats = 100 MB)
 
@@ -327,11 +276,6 @@ class TeacherForcer:
             with self._lock:
                 rows = self._batch_context().run(prompt_ids, [seqs[i] for i in g])
             yield from zip(g, rows)
-
-    def planned(self, prompt_ids: list[int], seqs: list[list[int]]) -> "PlannedForcer":
-        """A stand-in for this forcer whose ``logprobs(prompt_ids, s)`` serves the sequences of
-        ``seqs`` from batched passes, in the plan's order (see PlannedForcer)."""
-        return PlannedForcer(self, prompt_ids, seqs)
 
     def _batch_context(self) -> "_BatchContext":
         if self._batch is None:      # created on first use (its KV cache and logits buffer)

@@ -312,6 +312,8 @@ class ChatEndpoint:
             return None
         if not getattr(self.backend, "supports_logprobs", False):
             return "logprobs", f"this miner ({self.model}) cannot report token logprobs"
+        if req.sampler is not None and req.sampler not in getattr(self.backend, "samplers", ()):
+            return "sampler", f"sampler {req.sampler[:64]!r} is not run here (the seeded answer could not be replayed)"
         served = getattr(self.backend, "model_name", None)
         if req.model not in (None, "", "sn1") and served and req.model != served:
             return "model", f"model {req.model!r} is not served here (this miner serves {served!r})"

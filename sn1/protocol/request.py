@@ -71,6 +71,9 @@ class ChatRequest(BaseModel):
     # Token logprobs in every chunk (OpenAI's fields); top_logprobs alternatives per token.
     logprobs: bool = False
     top_logprobs: Optional[int] = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    # The sampling algorithm the answer must follow with ``seed`` (e.g. "llama.cpp/dist-v1",
+    # sn1/verify/replay.py): a miner that cannot run it refuses with 400.
+    sampler: Optional[str] = Field(None, max_length=64)
 
     @model_validator(mode="after")
     def _logprobs_asked(self):

@@ -41,18 +41,20 @@ def request_body(messages: list[dict], *, stream: bool = True, timeout: float | 
                  max_tokens: int | None = None, temperature: float | None = None,
                  top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
                  model: str = "sn1", stop: list[str] | None = None,
-                 top_logprobs: int | None = None) -> bytes:
+                 top_logprobs: int | None = None, sampler: str | None = None) -> bytes:
     """The exact bytes a caller signs and sends (fields left as None are omitted).
 
     ``top_logprobs`` (0-20) asks for token logprobs: ``logprobs: true`` plus that many
-    alternatives per token.
+    alternatives per token. ``sampler`` names the sampling algorithm the answer must follow
+    with ``seed`` (``"llama.cpp/dist-v1"``: sn1/verify/replay.py); miners that cannot run it
+    refuse with 400.
     """
     body = {"model": model, "messages": messages, "stream": stream}
     if top_logprobs is not None:
         body["logprobs"] = True
     for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("top_p", top_p),
                  ("top_k", top_k), ("seed", seed), ("stop", stop), ("timeout", timeout),
-                 ("top_logprobs", top_logprobs)):
+                 ("top_logprobs", top_logprobs), ("sampler", sampler)):
         if v is not None:
             body[k] = v
     return _dumps(body).encode()

@@ -58,21 +58,18 @@ def request_args(r: dict) -> tuple[list[dict], GenParams, str]:
     return r["messages"], params, r["model"]
 
 
-def policy_for(task) -> Policy:
-    r = task.extra["request"]
-    return Policy(temperature=r["temperature"], top_k=r["top_k"], top_p=r["top_p"],
-                  max_tokens=r["max_tokens"], top_logprobs=r["top_logprobs"])
+def policy_for(task, request: dict | None = None) -> Policy:
+    """The policy of the request a miner was sent (its seed included: the sampler is replayed)."""
+    return Policy.from_request(request or task.extra["request"])
 
 
 def score(verifier: Verifier, task, results, requests: list[dict] | None = None) -> StepVerification:
     """Blocking (forward passes): every miner's answer verified, rewards with the timing factor.
 
-    ``requests[i]`` is the request ``results[i]``'s miner was sent (``requests_for``: the
-    task's request with that uid's own seed); None: every miner was sent the task's.
-    Today's verifier checks the logprobs against the shared messages and policy (the seed
-    is not part of them); a seed-replaying verifier checks each answer against its own.
+    ``requests``: the request body each miner was actually sent (one per result: its own seed,
+    messages...); None: every miner got ``task.extra["request"]``.
     """
-    if requests is not None and len(requests) != len(results):
-        raise ValueError(f"{len(results)} results but {len(requests)} requests")
-    return verify_step(verifier, task.extra["request"]["messages"], policy_for(task),
+    if requests is None:
+        requests = [task.extra["request"]] * len(results)
+    return verify_step(verifier, [r["messages"] for r in requests], [policy_for(task, r) for r in requests],
                        [Submission.of(r) for r in results])

@@ -75,6 +75,7 @@ class MinerResult:
     n_bytes: int = 0
     logprobs: list | None = None       # TokenLogprobs of every chunk, when asked for
     chunk_chars: list[int] = field(default_factory=list)     # text delivered per chunk (speed weights)
+    chunk_lp: list[int] | None = None   # token logprobs each chunk carried (proof travels with its text)
 
     @property
     def tokens(self) -> int:
@@ -163,6 +164,7 @@ class MinerClient:
         """One miner, never raising (except on cancellation of the caller)."""
         r = MinerResult(uid=neuron.uid, hotkey=neuron.hotkey)
         r.logprobs = [] if logprobs else None
+        r.chunk_lp = [] if logprobs else None
         if not neuron.endpoint:
             r.message = "no endpoint served on chain"
             return r
@@ -261,6 +263,7 @@ class MinerClient:
                         if r.status == "timeout":
                             r.message = "the miner stopped at the deadline"
                         break
+                    lp = ()
                     if r.logprobs is None:
                         content, finish, n = decode_chunk(payload)
                     else:                   # one parse for the text and its token logprobs
@@ -268,12 +271,14 @@ class MinerClient:
                         r.logprobs.extend(lp)
                     if finish is not None:
                         r.finish_reason = finish
-                    if content:
+                    if content or lp:       # a chunk of proof is a chunk (its text may be cleaned away)
+                        if r.chunk_lp is not None:
+                            r.chunk_lp.append(len(lp))
                         parts.append(content)
                         times.append(t)
                         tokens.append(n)
                         r.chunk_chars.append(len(content))
-                        if on_chunk is not None:
+                        if on_chunk is not None and content:
                             _call(on_chunk, r, content, t)
                         if len(times) >= max_chunks:
                             cut = True

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .replay import MIN_P, SAMPLER, SAMPLERS, replay
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -50,18 +52,41 @@ class Policy:
     top_p: float = 0.95
     max_tokens: int = 128
     top_logprobs: int = 5
-    tol_token: float = 1.0        # |reported - model| for any one logprob (token or alternative)
+    tol_token: float = 1.5        # |reported - model| for any one logprob (token or alternative): 1.006 seen honest
     tol_mean: float = 0.12        # mean |reported - model| over the chosen tokens
     floor: float = -12.0          # no sampled token is less likely than e^-12
     nucleus_slack: float = 0.02   # top_p + this: mass estimates differ a little between engines
     z_max: float = 5.0            # honest answers: z >= -3.3 in benchmarks/RESULTS.md
+    # Sampler replay (verify/replay.py): with a seed and a known sampler every token is checked
+    # against the draw the seeded sampler had to make; plausible/typical are then not needed.
+    seed: int | None = None
+    sampler: str | None = SAMPLER
+    tol_replay: float = 0.5       # slack on the logprobs of tokens the miner did not report
+    min_p: float = MIN_P          # part of llama.cpp/dist-v1 (llama-cpp-python's default)
+
+    @classmethod
+    def from_request(cls, request: dict, **over) -> "Policy":
+        """The policy of one request body (messages, seed, temperature, top_k, top_p, max_tokens,
+        top_logprobs, sampler) as sent to one miner."""
+        kw = dict(temperature=float(request.get("temperature", cls.temperature)),
+                  top_k=int(request.get("top_k", cls.top_k)), top_p=float(request.get("top_p", cls.top_p)),
+                  max_tokens=int(request.get("max_tokens", cls.max_tokens)),
+                  top_logprobs=int(request.get("top_logprobs", cls.top_logprobs)),
+                  seed=request.get("seed"), sampler=request.get("sampler", SAMPLER))
+        kw.update(over)
+        return cls(**kw)
+
+    @property
+    def replays(self) -> bool:
+        return self.seed is not None and self.sampler in SAMPLERS
 
 
 @dataclass
 class Verdict:
     ok: bool
     reason: str = ""
-    rule: str = ""                 # stream | logprobs | tokens | length | plausible | match | end | typical
+    rule: str = ""                 # stream | chunks | logprobs | tokens | length | match | sampler | end
+    #                                (no seed or an unknown sampler: plausible | typical instead of sampler)
     n_tokens: int = 0
     max_diff: float = 0.0          # largest |reported - model| over tokens and alternatives
     mean_diff: float = 0.0
@@ -145,8 +170,8 @@ def check(rows: np.ndarray, ids: list[int], reported: list[float], alt_ids: list
         if len(alt_ids[j]) != want:
             return fail("logprobs", f"token {j}: {len(alt_ids[j])} top_logprobs, {want} requested", **stats)
 
-    # 2. plausible
-    if n:
+    # 2. plausible (without a replay: the sampler's draw decides it, rule "sampler")
+    if n and not p.replays:
         bad = _implausible(rows[:n], chosen, p)
         if bad is not None:
             j, why = bad
@@ -177,6 +202,9 @@ def check(rows: np.ndarray, ids: list[int], reported: list[float], alt_ids: list
             return fail("match", f"token {j}: top_logprobs leave out token id {int(missing[0])} "
                                  f"(logprob {row[missing[0]]:.3f})", **stats)
 
+    if p.replays:
+        return _replayed(rows, ids, reported, alt_ids, alt_lps, finish, eog, p, stats)
+
     # 4. end
     if finish == "length":
         if n != p.max_tokens:
@@ -205,3 +233,28 @@ def check(rows: np.ndarray, ids: list[int], reported: list[float], alt_ids: list
             return fail("typical", f"the answer is far less likely than sampling gives (z = {z:.1f})",
                         z=z, **stats)
     return Verdict(True, "", "", z=z, **stats)
+
+
+def _replayed(rows, ids, reported, alt_ids, alt_lps, finish, eog, p: Policy, stats: dict) -> Verdict:
+    """Rules 4-5 with a seed: the end, then every token against the seeded sampler's draw."""
+    n = len(ids)
+    if finish == "length":
+        if n != p.max_tokens:
+            return fail("end", f"finish_reason length after {n} tokens, max_tokens is {p.max_tokens}", **stats)
+    elif finish == "stop":
+        if n >= p.max_tokens:
+            return fail("end", f"finish_reason stop at {n} tokens, past max_tokens {p.max_tokens}", **stats)
+    else:
+        return fail("end", f"the answer did not finish (finish_reason {finish!r})", **stats)
+    fixed = []
+    for j in range(n):
+        f = {int(a): float(v) for a, v in zip(alt_ids[j], alt_lps[j])}
+        f[int(ids[j])] = float(reported[j])
+        fixed.append(f)
+    bad = replay(rows, ids, fixed, finish, eog, seed=int(p.seed), temperature=p.temperature,
+                 top_k=p.top_k, top_p=p.top_p, max_tokens=p.max_tokens, eps=p.tol_replay,
+                 nucleus_slack=p.nucleus_slack, min_p=p.min_p)
+    if bad is not None:
+        j, why = bad
+        return fail("end" if j == n else "sampler", why, **stats)
+    return Verdict(True, "", "", **stats)

@@ -1,14 +1,17 @@
 """Speed, paid only for proven work: a timing factor from the stream's own chunk arrival times.
 
-For each verified answer:
+Only answers whose every chunk carried the proof of its own tokens are timed
+(step.py fails the others), so every chunk time here is the arrival of
+verified tokens. For each verified answer:
 
 - ``ttft``: arrival of the first chunk (seconds after the request was sent);
-- ``rate``: verified tokens / (mean arrival time of the answer's text, each
-  chunk weighted by the text it delivered). Every character counts from the
-  moment the request went out, so a miner that holds tokens back and releases
-  them in a burst raises its mean arrival time and *lowers* its rate; only
-  sending each token as soon as it exists helps. The weights are the text
-  actually delivered, not the miner's own ``n_tokens`` claims.
+- ``rate``: tokens per second after the first chunk: (tokens after the first
+  chunk) / (last arrival − first arrival), the tokens counted from each chunk's
+  own proof, not from the miner's ``n_tokens`` claims. It does not grow with
+  the answer's length (the old tokens / mean arrival time did, so avoiding a
+  plausible end paid), and holding tokens back to send them in a burst gains
+  nothing: the last arrival is as late as the last token. An answer of one
+  chunk has no inter-arrival time: its rate is its tokens / its arrival.
 
 factor = 1 − SPEED_SHARE + SPEED_SHARE · (½ · best_ttft / ttft + ½ · rate / best_rate), the bests
 taken over the verified answers of the same step: the fastest gets 1.0, the
@@ -17,35 +20,40 @@ slowest no less than 1 − SPEED_SHARE. Unverified answers get 0 (their score is
 
 from __future__ import annotations
 
+import math
+
 SPEED_SHARE = 0.5
 MIN_TIME = 1e-3
 
 
-def stream_speed(chunk_times: list[float], weights: list[int], n_tokens: int | None = None
-                 ) -> tuple[float, float] | None:
-    """(ttft, rate) of one stream; None without chunks. ``weights``: text per chunk."""
-    if not chunk_times:
+def stream_speed(chunk_times: list[float], tokens: list[int]) -> tuple[float, float] | None:
+    """(ttft, rate) of one stream; None without chunks. ``tokens``: verified tokens per chunk."""
+    if not chunk_times or len(tokens) != len(chunk_times):
         return None
-    if len(weights) != len(chunk_times) or sum(max(0, w) for w in weights) <= 0:
-        weights = [1] * len(chunk_times)
-    total = sum(max(0, w) for w in weights)
-    mean_arrival = sum(t * max(0, w) for t, w in zip(chunk_times, weights)) / total
-    n = n_tokens if n_tokens is not None else len(chunk_times)
-    return max(chunk_times[0], MIN_TIME), n / max(mean_arrival, MIN_TIME)
+    times = [float(t) for t in chunk_times]
+    if not all(math.isfinite(t) for t in times):
+        return None
+    counts = [max(0, int(k)) for k in tokens]
+    first, last = times[0], max(times)
+    ttft = max(first, MIN_TIME)
+    later = sum(counts[1:])
+    if len(times) > 1 and later > 0 and last - first > MIN_TIME:
+        return ttft, later / (last - first)
+    return ttft, max(1, sum(counts)) / max(last, MIN_TIME)
 
 
 def timing_factors(streams: list[tuple], verified: list[bool]) -> list[float]:
-    """One factor per stream ``(chunk_times, weights[, n_tokens])`` (see module doc); 0 for the unverified."""
-    speeds = [stream_speed(*s) if ok else None for s, ok in zip(streams, verified)]
+    """One factor per stream ``(chunk_times, tokens_per_chunk)`` (see module doc); 0 for the unverified."""
+    speeds = [stream_speed(*s[:2]) if ok else None for s, ok in zip(streams, verified)]
     known = [s for s in speeds if s is not None]
     if not known:
         return [0.0] * len(streams)
     best_ttft = min(s[0] for s in known)
     best_rate = max(s[1] for s in known)
     out = []
-    for s in speeds:
+    for s, ok in zip(speeds, verified):
         if s is None:
-            out.append(0.0)
+            out.append(1.0 - SPEED_SHARE if ok else 0.0)
             continue
         quick = 0.5 * best_ttft / s[0] + 0.5 * s[1] / best_rate
         out.append(1.0 - SPEED_SHARE + SPEED_SHARE * quick)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..llm.base import LLMError
+from ..protocol.text import clean_text, decode_utf8
 from .rules import Policy, Verdict, check, fail
 from .speed import timing_factors
 
@@ -35,13 +36,25 @@ class Submission:
     chunk_times: list[float] = field(default_factory=list)
     chunk_tokens: list[int] = field(default_factory=list)
     chunk_chars: list[int] = field(default_factory=list)
+    # Proof travels with the text: how many of ``logprobs`` each chunk carried (parallel to
+    # chunk_times and chunk_chars; None: not recorded, the answer is checked as one chunk).
+    chunk_lp: list[int] | None = None
 
     @classmethod
     def of(cls, result) -> "Submission":
         return cls(completion=result.completion, logprobs=list(getattr(result, "logprobs", None) or []),
                    status=result.status, finish_reason=result.finish_reason,
                    chunk_times=list(result.chunk_times), chunk_tokens=list(result.chunk_tokens),
-                   chunk_chars=list(getattr(result, "chunk_chars", None) or []))
+                   chunk_chars=list(getattr(result, "chunk_chars", None) or []),
+                   chunk_lp=(list(result.chunk_lp) if getattr(result, "chunk_lp", None) is not None
+                             else None))
+
+    def chunk_token_counts(self) -> list[int]:
+        """Verified tokens per text chunk (the speed weights): the proof each chunk carried."""
+        if self.chunk_lp is not None and len(self.chunk_lp) == len(self.chunk_times):
+            return list(self.chunk_lp)
+        return list(self.chunk_tokens) if len(self.chunk_tokens) == len(self.chunk_times) else \
+            [1] * len(self.chunk_times)
 
 
 def model_label(path: str | None) -> str:
@@ -79,8 +92,15 @@ class Verifier:
             return self._forcer
 
 
-def verify_answer(forcer, prompt_ids: list[int], sub: Submission, policy: Policy) -> Verdict:
-    """The verdict on one answer (blocking: one forward pass over its tokens)."""
+@dataclass
+class _Prepared:
+    ids: list[int]
+    alt_ids: list[list[int]]
+    alt_lps: list[list[float]]
+
+
+def _prepare(table, sub: Submission, policy: Policy) -> "_Prepared | Verdict":
+    """Everything checked before a forward pass: the stream, the chunks' proof, the vocabulary."""
     if sub.status != "ok":
         return fail("stream", f"the stream did not complete (status {sub.status})")
     tokens = sub.logprobs
@@ -88,7 +108,6 @@ def verify_answer(forcer, prompt_ids: list[int], sub: Submission, policy: Policy
         return fail("logprobs", "no logprobs in the stream" if sub.completion else "empty answer")
     if len(tokens) > policy.max_tokens:
         return fail("length", f"{len(tokens)} tokens, more than max_tokens {policy.max_tokens}")
-    table = forcer.table
     ids = []
     for j, t in enumerate(tokens):
         i = table.by_bytes.get(t.token)
@@ -96,10 +115,9 @@ def verify_answer(forcer, prompt_ids: list[int], sub: Submission, policy: Policy
             return fail("tokens", f"token {j} {t.token[:40]!r} is not in the model's vocabulary "
                                   "(logprobs of another model?)")
         ids.append(i)
-    spelled = b"".join(t.token for t in tokens).decode("utf-8", errors="replace")
-    if spelled != sub.completion:
-        return fail("tokens", "the logprobs' tokens do not spell the streamed text "
-                              "(another tokenisation or another text)")
+    bad = _chunks_misaligned(sub)
+    if bad is not None:
+        return fail("chunks", bad)
     alt_ids, alt_lps = [], []
     for j, t in enumerate(tokens):
         row_ids = []
@@ -113,12 +131,80 @@ def verify_answer(forcer, prompt_ids: list[int], sub: Submission, policy: Policy
             return fail("logprobs", f"token {j}: the same alternative is listed twice")
         alt_ids.append(row_ids)
         alt_lps.append([a.logprob for a in t.top])
-    try:
-        rows = forcer.logprobs(prompt_ids, ids)
-    except LLMError as e:
-        return fail("length", str(e))
-    return check(rows, ids, [t.logprob for t in tokens], alt_ids, alt_lps, sub.finish_reason,
-                 forcer.table.eog, policy)
+    return _Prepared(ids, alt_ids, alt_lps)
+
+
+def _judge(prep: _Prepared, rows, sub: Submission, policy: Policy, eog) -> Verdict:
+    return check(rows, prep.ids, [t.logprob for t in sub.logprobs], prep.alt_ids, prep.alt_lps,
+                 sub.finish_reason, eog, policy)
+
+
+def _rows_iter(forcer, prompt_ids: list[int], seqs: list[list[int]]):
+    """(i, teacher-forced rows of seqs[i], or the LLMError why not) for every answer to one
+    prompt. Where the forcer batches (``iter_logprobs``: the prompt evaluated once, several
+    answers per pass, one batch of rows held at a time) answers that fit its context come
+    from it; the rest, or all of them if the batched path fails, one at a time."""
+    done: set[int] = set()
+    many = getattr(forcer, "iter_logprobs", None)
+    if many is not None:
+        n_ctx = getattr(forcer, "n_ctx", None)
+        fit = [i for i, s in enumerate(seqs) if n_ctx is None or len(prompt_ids) + len(s) <= n_ctx]
+        try:
+            for j, rows in many(prompt_ids, [seqs[i] for i in fit]):
+                done.add(fit[j])
+                yield fit[j], rows
+        except LLMError:
+            pass
+    for i, seq in enumerate(seqs):
+        if i not in done:
+            try:
+                yield i, forcer.logprobs(prompt_ids, seq)
+            except LLMError as e:
+                yield i, e
+
+
+def verify_answer(forcer, prompt_ids: list[int], sub: Submission, policy: Policy) -> Verdict:
+    """The verdict on one answer (blocking: one forward pass over its tokens)."""
+    prep = _prepare(forcer.table, sub, policy)
+    if isinstance(prep, Verdict):
+        return prep
+    rows = next(_rows_iter(forcer, prompt_ids, [prep.ids]))[1]
+    if isinstance(rows, LLMError):
+        return fail("length", str(rows))
+    return _judge(prep, rows, sub, policy, forcer.table.eog)
+
+
+def spell(tokens) -> str:
+    """The text a run of tokens spells, decoded and cleaned exactly as chunk text is on the wire."""
+    return clean_text(decode_utf8(b"".join(t.token for t in tokens)))
+
+
+def _chunks_misaligned(sub: Submission) -> str | None:
+    """Why the chunks' proof does not match their text, or None: every chunk carries the
+    logprobs of exactly its own tokens, whose bytes spell that chunk's text (decoded and
+    cleaned as the text was). Text without proof, proof sent after its text, proof of other
+    bytes: the answer fails."""
+    tokens = sub.logprobs
+    counts = sub.chunk_lp
+    if counts is None:          # no per-chunk record (a whole answer): one chunk
+        if spell(tokens) != sub.completion:
+            return "the logprobs' tokens do not spell the streamed text (another tokenisation or another text)"
+        return None
+    chars = sub.chunk_chars
+    if len(counts) != len(chars) or sum(counts) != len(tokens) or sum(chars) != len(sub.completion):
+        return "the chunks' logprobs do not add up to the answer's tokens"
+    if len(sub.chunk_times) != len(counts):
+        return "the chunks' arrival times do not match their logprobs"
+    at = pos = 0
+    for i, (k, c) in enumerate(zip(counts, chars)):
+        text = sub.completion[pos:pos + c]
+        if k <= 0:
+            return f"chunk {i} has text but no logprobs (proof must travel with its text)"
+        if spell(tokens[at:at + k]) != text:
+            return (f"chunk {i}: its logprobs' tokens do not spell its text "
+                    "(another tokenisation, another text or proof sent apart from its text)")
+        at, pos = at + k, pos + c
+    return None
 
 
 @dataclass
@@ -147,45 +233,57 @@ class StepVerification:
 
 def _key(sub: Submission) -> tuple:
     return (sub.status, sub.finish_reason, sub.completion,
+            None if sub.chunk_lp is None else tuple(sub.chunk_lp), tuple(sub.chunk_chars),
             tuple((t.token, t.logprob, t.top) for t in sub.logprobs))
 
 
-def _plan(table, subs: list[Submission], policy: Policy) -> list[list[int]]:
-    """Token ids of the distinct answers that verify_answer will teacher-force, in order
-    (those that fail before the forward pass are left out: they cost no pass)."""
-    plan, keys = [], set()
-    for sub in subs:
-        key = _key(sub)
-        if key in keys or sub.status != "ok" or not sub.logprobs or len(sub.logprobs) > policy.max_tokens:
-            continue
-        keys.add(key)
-        ids = [table.by_bytes.get(t.token) for t in sub.logprobs]
-        if None not in ids:
-            plan.append(ids)
-    return plan
+def verify_step(verifier: Verifier, messages, policy, subs: list[Submission]) -> StepVerification:
+    """Verify every answer of a step and reward them (blocking: forward passes).
 
-
-def verify_step(verifier: Verifier, messages: list[dict], policy: Policy,
-                subs: list[Submission]) -> StepVerification:
-    """Verify every answer of a step (identical answers once) and reward them.
+    ``policy``: one Policy for all, or one per submission - the request each miner was actually
+    sent (its own seed: ``Policy.from_request(body)``). ``messages``: one conversation for all,
+    or one per submission. Identical answers to identical requests are verified once; all
+    answers to one prompt get their rows from one forcer call.
 
     Reward = 1.0 × timing factor for a verified answer, 0 for a failed one.
     """
     t0 = time.perf_counter()
+    n = len(subs)
+    policies = list(policy) if isinstance(policy, (list, tuple)) else [policy] * n
+    convs = messages if messages and isinstance(messages[0], list) else [messages] * n
+    if len(policies) != n or len(convs) != n:
+        raise ValueError(f"{n} submissions need {n} policies and conversations, got "
+                         f"{len(policies)} and {len(convs)}")
     forcer = verifier.forcer
-    prompt_ids = forcer.prompt_tokens(messages)
-    seen: dict[tuple, Verdict] = {}
-    verdicts = []
-    if hasattr(forcer, "planned"):   # the distinct answers' forward passes batched (llamacpp_logprobs)
-        forcer = forcer.planned(prompt_ids, _plan(forcer.table, subs, policy))
-    for sub in subs:
-        key = _key(sub)
-        if key not in seen:
-            seen[key] = verify_answer(forcer, prompt_ids, sub, policy)
-        verdicts.append(seen[key])
+    table = forcer.table
+    verdicts: list[Verdict | None] = [None] * n
+    seen: dict[tuple, int] = {}
+    todo: dict[tuple, list[tuple[int, _Prepared]]] = {}     # prompt -> answers needing rows
+    prompts: dict[tuple, list[int]] = {}
+    for i, sub in enumerate(subs):
+        key = (_key(sub), policies[i], repr(convs[i]))
+        if key in seen:
+            continue
+        seen[key] = i
+        prep = _prepare(table, sub, policies[i])
+        if isinstance(prep, Verdict):
+            verdicts[i] = prep
+            continue
+        pkey = repr(convs[i])
+        if pkey not in prompts:
+            prompts[pkey] = forcer.prompt_tokens(convs[i])
+        todo.setdefault(pkey, []).append((i, prep))
+    for pkey, items in todo.items():
+        for j, r in _rows_iter(forcer, prompts[pkey], [prep.ids for _, prep in items]):
+            i, prep = items[j]
+            verdicts[i] = fail("length", str(r)) if isinstance(r, LLMError) else \
+                _judge(prep, r, subs[i], policies[i], table.eog)
+    for i, sub in enumerate(subs):
+        if verdicts[i] is None:
+            verdicts[i] = verdicts[seen[(_key(sub), policies[i], repr(convs[i]))]]
     ok = [v.ok for v in verdicts]
-    # Speed from what was delivered, not from what a miner claims: verified token counts,
-    # chunk weights by the text each chunk carried.
-    factors = timing_factors([(s.chunk_times, s.chunk_chars or s.chunk_tokens, len(s.logprobs)) for s in subs], ok)
+    # Speed from proven work only: the arrival times of chunks whose tokens were verified,
+    # each weighted by the tokens its own proof carried (not the miner's n_tokens claims).
+    factors = timing_factors([(s.chunk_times, s.chunk_token_counts()) for s in subs], ok)
     total = [f if v.ok else 0.0 for v, f in zip(verdicts, factors)]
     return StepVerification(total, verdicts, factors, time.perf_counter() - t0, len(seen))

@@ -273,15 +273,18 @@ def test_a_uid_replaced_while_its_step_was_scored_is_not_credited(sandbox_path, 
     assert event["hotkeys"] == q.hotkeys and event["rewards"] == [1.0, 1.0] and v.state.step == 1
 
 
-def test_planned_forcer_too_long_and_unplanned_fall_back(forcer):
-    """An answer too long for the context is not planned (LLMError when asked, as one at a time);
-    the others still come from the batched passes; an unplanned sequence is computed alone."""
+
+
+def test_a_step_batches_what_fits_and_fails_only_the_answer_too_long(forcer):
+    """verify_step's rows: answers that fit the context come from the batched passes (equal to
+    one at a time), one too long for it is an LLMError for that answer alone, in order."""
+    from sn1.verify.step import _rows_iter
+
     prompt = forcer.prompt_tokens(MSGS)
-    ok1, long, ok2, other = seqs_of(forcer, [5, N_CTX, 7, 6], seed=9)
-    pf = forcer.planned(prompt, [ok1, long, ok2])
-    assert np.abs(pf.logprobs(prompt, ok1) - forcer.logprobs(prompt, ok1)).max() <= TOL
-    with pytest.raises(LLMError, match="context of 256"):
-        pf.logprobs(prompt, long)
-    assert np.abs(pf.logprobs(prompt, other) - forcer.logprobs(prompt, other)).max() <= TOL
-    assert np.abs(pf.logprobs(prompt, ok2) - forcer.logprobs(prompt, ok2)).max() <= TOL
-    assert pf.n_ctx == N_CTX and pf.llm is forcer.llm
+    ok1, long, ok2 = seqs_of(forcer, [5, N_CTX, 7], seed=9)
+    got = list(_rows_iter(forcer, prompt, [ok1, long, ok2]))
+    assert sorted(i for i, _ in got) == [0, 1, 2]
+    rows = dict(got)
+    assert isinstance(rows[1], LLMError) and "context of 256" in str(rows[1])
+    for i, seq in ((0, ok1), (2, ok2)):
+        assert np.abs(rows[i] - forcer.logprobs(prompt, seq)).max() <= TOL

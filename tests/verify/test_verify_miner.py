@@ -78,7 +78,9 @@ async def test_each_chunk_carries_the_logprobs_of_its_tokens(net):
     # Temperature 0 was asked and wins over the operator's 1.5: every token is the top alternative.
     assert all(t.token == t.top[0].token for t in tokens)
     again = await post(net, "llama", request_body(MSG, max_tokens=20, temperature=0.0, seed=3, top_logprobs=4,
-                                                  model=model_label(None), timeout=60))
+                                                  model=model_label(None), timeout=60,
+                                                  sampler="llama.cpp/dist-v1"))    # the sampler it runs
+    assert again.status_code == 200
     # Same seed, same request: the same tokens.
     assert [decode_chunk(p)[0] for p in events(again.text)] == [decode_chunk(p)[0] for p in events(r.text)]
 
@@ -96,6 +98,8 @@ async def test_non_streaming_answer_has_logprobs(net):
     ("echo", dict(top_logprobs=2), 400, "logprobs", "cannot report token logprobs"),
     ("llama", dict(top_logprobs=2, model="gemma-3-270m"), 400, "model", "is not served here"),
     ("llama", dict(top_logprobs=21), 422, "top_logprobs", "less than or equal to 20"),
+    ("llama", dict(top_logprobs=2, seed=1, sampler="vllm/v0"), 400, "sampler", "is not run here"),
+    ("echo", dict(top_logprobs=2, sampler="llama.cpp/dist-v1"), 400, "logprobs", "cannot report token logprobs"),
 ])
 async def test_refusals_before_any_work(net, miner, body, status, field, message):
     r = await post(net, miner, request_body(MSG, max_tokens=4, timeout=10, **body))

@@ -147,12 +147,16 @@ def test_typical_catches_text_that_is_possible_but_never_sampled():
     assert abs(typicality_z(rows[:64], rows[np.arange(64), sampled], p)) < 4
 
 
-def test_timing_factor_rewards_streaming_not_bursts():
-    steady = ([0.1 * (i + 1) for i in range(10)], [4] * 10, 10)       # a token every 0.1 s
-    burst = ([0.1, 1.0], [4, 36], 10)                                 # first at once, rest held back
-    assert stream_speed(*steady)[1] > stream_speed(*burst)[1]
-    f = timing_factors([steady, burst, steady], [True, True, False])
-    assert f[0] > f[1] >= 0.5 and f[2] == 0.0 and f[0] == 1.0
+def test_timing_rate_is_length_neutral_and_bursts_gain_nothing():
+    short = ([0.1 * (i + 1) for i in range(10)], [1] * 10)        # a token every 0.1 s
+    long = ([0.1 * (i + 1) for i in range(40)], [1] * 40)         # the same speed, 4x the answer
+    assert stream_speed(*short) == pytest.approx(stream_speed(*long))
+    burst = ([0.1, 1.0], [1, 9])                                  # first at once, the rest held back
+    assert stream_speed(*burst)[1] <= stream_speed(*short)[1] + 1e-9
+    slow = ([0.1 * (i + 1) for i in range(10)] + [2.0], [1] * 11)  # last token a second late
+    assert stream_speed(*slow)[1] < stream_speed(*short)[1]
+    f = timing_factors([short, slow, short], [True, True, False])
+    assert f[0] == 1.0 > f[1] >= 0.5 and f[2] == 0.0
 
 
 # ---- the real embedded model ------------------------------------------------------------------
@@ -185,7 +189,7 @@ def answer(engine, temperature=0.7, max_tokens=24, k=3, seed=5):
     tokens = [t for p in pieces for t in p.logprobs]
     finish = "length" if len(tokens) == max_tokens else "stop"
     return Submission("".join(pieces), tokens, "ok", finish), \
-        Policy(temperature=temperature, max_tokens=max_tokens, top_logprobs=k)
+        Policy(temperature=temperature, max_tokens=max_tokens, top_logprobs=k, seed=seed)
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.7])
@@ -211,7 +215,7 @@ def test_real_bad_inputs_fail_with_a_reason(model):
     v = verdict(logprobs=[TokenLogprob(b"\xff\xfe\xfd", -0.1)] + sub.logprobs[1:])
     assert not v.ok and v.rule == "tokens" and "not in the model's vocabulary" in v.reason
     v = verdict(completion=sub.completion + " extra")
-    assert not v.ok and v.rule == "tokens" and "do not spell the streamed text" in v.reason
+    assert not v.ok and v.rule == "chunks" and "do not spell the streamed text" in v.reason
     v = verdict(status="timeout")
     assert not v.ok and v.rule == "stream"
     v = verify_answer(forcer, prompt, sub, Policy(temperature=p.temperature, max_tokens=len(sub.logprobs) - 1,
@@ -224,31 +228,45 @@ def test_real_bad_inputs_fail_with_a_reason(model):
 
 
 def test_real_other_tokenisation_fails(model):
-    """The same text cut into other tokens: each piece exists, but they are not what the model ran."""
+    """The same text cut into other tokens, reported with the model's *recomputed* logprobs for
+    that split (what a cheat that re-tokenised and teacher-forced would send): every logprob
+    matches, but the seeded sampler drew the whole token, not its first half."""
+    from sn1.llm.llamacpp_logprobs import top_entries
+
     engine, forcer = model
     sub, p = answer(engine)
     table = forcer.table
-    j = next(j for j, t in enumerate(sub.logprobs)
-             if len(t.token) >= 3 and t.token[:1] in table.by_bytes and t.token[1:] in table.by_bytes)
-    t = sub.logprobs[j]
-    split = sub.logprobs[:j] + [TokenLogprob(t.token[:1], t.logprob, t.top),
-                                TokenLogprob(t.token[1:], t.logprob, t.top)] + sub.logprobs[j + 1:]
-    v = verify_answer(forcer, forcer.prompt_tokens(MSGS), Submission(sub.completion, split, "ok",
-                                                                      sub.finish_reason), p)
-    assert not v.ok and v.rule in ("plausible", "match", "length"), v
+    splits = [j for j, t in enumerate(sub.logprobs)
+              if len(t.token) >= 3 and t.token[:1] in table.by_bytes and t.token[1:] in table.by_bytes]
+    assert splits
+    prompt = forcer.prompt_tokens(MSGS)
+    for j in splits:
+        t = sub.logprobs[j]
+        toks = [x.token for x in sub.logprobs[:j]] + [t.token[:1], t.token[1:]] + \
+            [x.token for x in sub.logprobs[j + 1:]]
+        ids = [table.by_bytes[b] for b in toks]
+        rows = forcer.logprobs(prompt, ids)
+        split = [TokenLogprob(b, float(rows[i, ids[i]]), top_entries(rows[i], p.top_logprobs, table))
+                 for i, b in enumerate(toks)]
+        bigger = Policy(**{**p.__dict__, "max_tokens": p.max_tokens + 1})
+        v = verify_answer(forcer, prompt, Submission(sub.completion, split, "ok", sub.finish_reason), bigger)
+        assert not v.ok and v.rule in ("sampler", "end"), (j, v)
 
 
-def test_speed_counts_delivered_text_not_claimed_tokens(model):
+def test_speed_counts_verified_tokens_not_claimed_ones(model):
+    from sn1.verify.step import spell
+
     engine, forcer = model
     sub, p = answer(engine)
-    n, chars = len(sub.logprobs), len(sub.completion)
-    shape = dict(chunk_times=[0.1, 1.0], chunk_chars=[4, chars - 4])
+    n = len(sub.logprobs)
+    head = len(spell(sub.logprobs[:1]))
+    shape = dict(chunk_times=[0.1, 1.0], chunk_chars=[head, len(sub.completion) - head], chunk_lp=[1, n - 1])
     honest_claim = Submission(**{**sub.__dict__, **shape, "chunk_tokens": [1, n - 1]})
     early_claim = Submission(**{**sub.__dict__, **shape, "chunk_tokens": [n - 1, 1]})   # "most came early"
-    burst = Submission(**{**sub.__dict__, "chunk_times": [0.1, 2.0], "chunk_chars": [4, chars - 4],
-                          "chunk_tokens": [1, n - 1]})
-    step = verify_step(SHARED["verifier"], MSGS, p, [honest_claim, early_claim, burst])
-    assert all(v.ok for v in step.verdicts) and step.n_passes == 1
+    late = Submission(**{**sub.__dict__, **shape, "chunk_times": [0.1, 2.0], "chunk_tokens": [1, n - 1]})
+    step = verify_step(SHARED["verifier"], MSGS, p, [honest_claim, early_claim, late])
+    assert all(v.ok for v in step.verdicts), [v.reason for v in step.verdicts]
+    assert step.n_passes == 1          # the same proof in the same chunks: verified once
     assert step.factors[0] == step.factors[1] == step.total[0] > step.factors[2]
 
 

@@ -154,6 +154,7 @@ async def test_client_collects_logprobs_of_every_chunk(make_wallet):
     r = await _ask(make_wallet, [_chunk({"content": entries[:1]}, "a"), _chunk({"content": entries[1:]}, "bc", 2)], 1)
     assert r.status == "ok" and r.completion == "abc"
     assert [t.token for t in r.logprobs] == [b"a", b"b", b"c"]
+    assert r.chunk_lp == [1, 2] and r.chunk_chars == [1, 2]     # each chunk's own proof, recorded
     json.dumps(r.to_dict())
 
 
@@ -165,6 +166,7 @@ def test_pieces_wait_for_whole_characters():
     piece = a.add(TokenLogprob(b"\xa9!", -0.2))
     assert piece == " café!" and [t.token for t in piece.logprobs] == [b" caf\xc3", b"\xa9!"]
     assert a.flush() is None
-    assert a.add(TokenLogprob(b"\xff", -1.0)) is None
-    tail = a.flush()
-    assert tail == "\ufffd" and len(tail.logprobs) == 1
+    # An invalid byte is not the start of a character: nothing to wait for, U+FFFD at once
+    # (what decoding the whole stream gives there).
+    bad = a.add(TokenLogprob(b"\xff", -1.0))
+    assert bad == "\ufffd" and len(bad.logprobs) == 1 and a.flush() is None

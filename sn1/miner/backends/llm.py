@@ -52,6 +52,7 @@ class _EngineMiner:
         self.model_name = getattr(self.engine, "model_name", self.engine_name)
         # Token logprobs (the inference task) when the engine can compute them.
         self.supports_logprobs = bool(getattr(self.engine, "logprobs", False))
+        self.samplers = tuple(getattr(self.engine, "samplers", ()))   # seeded samplers it reproduces
         self.requests = RequestLog(config, self.name, self.model_name) if get(config, "wandb.on") else None
         self.facts = load_facts(get(config, "neuron.grounding", "offline"))
         log.info("%s miner ready: %s", self.name, self.model_name)
