@@ -1,7 +1,7 @@
 """Does a validator's memory stay flat over hours? A soak run against fast no-LLM miners with churn.
 
 A sandbox subnet on this machine: one validator (embedded LLM and relevance
-model, as `sn1 validator` runs by default) and a few miners that run no LLM
+model, as `sn1 validator` runs by default; ``--engine scripted`` for no LLM) and a few miners that run no LLM
 (built-in echo and phrase backends, and strategy miners of
 benchmarks/incentive.py), so the validator does steps as fast as it can. One
 miner is stopped and restarted on the same port every ``--churn`` seconds.
@@ -160,7 +160,7 @@ def run(args) -> dict:
                  "--neuron.full_path", full_path, "--neuron.timeout", str(args.timeout),
                  "--neuron.epoch_length", str(EPOCH_LENGTH), "--neuron.sample_size", "50",
                  "--neuron.axon_off", "--wandb.off", "--neuron.query_max_tokens", "192",
-                 "--neuron.seed", "1"]
+                 "--neuron.seed", "1", "--llm.engine", args.engine]
         vlog_path = os.path.join(logs, "validator.log")
         vlog = open(vlog_path, "w")
         if args.trace:
@@ -261,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=5.0, help="validator timeout per step")
     p.add_argument("--trace", type=float, default=0.0,
                    help="run the validator under tracemalloc, reporting growth every TRACE seconds")
+    p.add_argument("--engine", default="llamacpp",
+                   help="the validator's LLM engine (--llm.engine): llamacpp (the embedded model) or scripted "
+                        "(no model: many more steps, the validator's own memory only)")
     p.add_argument("--json", help="write the summary and samples here")
     args = p.parse_args(argv)
     out = run(args)

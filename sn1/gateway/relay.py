@@ -21,11 +21,40 @@ from dataclasses import dataclass
 
 import httpx
 
+from ..protocol.request import MAX_REQUEST_BYTES
 from ..protocol.wire import DONE, ChunkEncoder, encode_error, new_completion_id, request_body
 from .metrics import Metrics
 from .records import Record
 from .routing import Candidate, Router
 from .upstream import MinerFailure, MinerStream, open_stream
+
+# A miner refusing with one of these blames the request, not itself: it is not counted against
+# the miner's reliability (a key holder must not be able to drive good miners to the floor).
+CALLER_STATUSES = (400, 413, 422)
+# Tokens are charged for what is relayed: a chunk costs the miner's count, but never less than
+# its UTF-8 bytes / BYTES_PER_TOKEN (English runs ~4 bytes a token, CJK ~3, code ~3-4: an honest
+# miner's count is higher; a miner claiming 1 token for 4 MiB is charged ~700k and cut at max_tokens).
+BYTES_PER_TOKEN = 6
+# usage.prompt_tokens: miners run different models with different tokenizers, so the gateway
+# reports a model-independent estimate (OpenAI's rule of thumb: ~4 characters a token, plus a
+# few tokens of chat template per message), labelled "estimated" in the response's "sn1" field.
+PROMPT_CHARS_PER_TOKEN = 4
+PROMPT_TOKENS_PER_MESSAGE = 4
+
+
+USAGE_NOTE = (f"prompt_tokens estimated ({PROMPT_CHARS_PER_TOKEN} characters a token + "
+              f"{PROMPT_TOKENS_PER_MESSAGE} a message); completion_tokens charged: the miner's count, "
+              f"at least 1 per {BYTES_PER_TOKEN} bytes relayed")
+
+
+def charged_tokens(content: str, claimed: int) -> int:
+    """Tokens charged for one relayed chunk (see BYTES_PER_TOKEN)."""
+    return max(1, claimed, -(-len(content.encode("utf-8", "replace")) // BYTES_PER_TOKEN))
+
+
+def estimate_prompt_tokens(messages) -> int:
+    return sum(PROMPT_TOKENS_PER_MESSAGE + -(-len(m.content) // PROMPT_CHARS_PER_TOKEN) for m in messages)
+
 
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
@@ -43,7 +72,9 @@ class RelaySettings:
 
 
 class NoMiner(Exception):
-    pass
+    def __init__(self, message: str, status: int = 503):
+        super().__init__(message)
+        self.status = status
 
 
 class Relay:
@@ -64,6 +95,7 @@ class Relay:
 
     async def first_miner(self, body: bytes, rec: Record, t0: float):
         """(candidate, stream, events so far) of the first miner that starts answering; NoMiner if none."""
+        refusals: list[MinerFailure] = []
         order = self.router.order(self.s.max_attempts)
         if not order:
             raise NoMiner("no miner is serving: none in the metagraph has an endpoint")
@@ -74,6 +106,11 @@ class Relay:
                                                    self.s.first_chunk_timeout, self.s.max_answer_bytes)
             except MinerFailure as f:
                 self.router.end(c)
+                if f.kind == "refused" and f.status in CALLER_STATUSES:
+                    # the request's fault, not the miner's: no reliability lost, no failure counted
+                    rec.failed.append((c.uid, f"refused the request ({f.status}): {f.message}"))
+                    refusals.append(f)
+                    continue
                 self.router.outcome(c.uid, False)
                 self.metrics.miner_failures.labels(str(c.uid), f.kind).inc()
                 rec.failed.append((c.uid, f"{f.kind}: {f.message}"))
@@ -85,19 +122,31 @@ class Relay:
             self.metrics.ttft.observe(rec.ttft)
             return c, stream, events
         tried = "; ".join(f"uid {u}: {m}" for u, m in rec.failed)
+        if refusals and len(refusals) == len(rec.failed):
+            # every miner tried refused the request itself: the caller learns why, with that status
+            status = 413 if any(f.status == 413 for f in refusals) else 400
+            raise NoMiner(f"the miners refused the request ({len(refusals)} tried): {tried}", status)
         raise NoMiner(f"no miner could answer ({len(rec.failed)} tried): {tried}")
 
     async def run(self, req, max_tokens: int, send, rec: Record) -> None:
         """Answer ``req`` through ``send`` (ASGI), filling ``rec``."""
         t0 = time.monotonic()
         body = self.body(req, max_tokens)
+        if len(body) > MAX_REQUEST_BYTES:
+            # re-encoded with the gateway's fields (and its JSON): a body the miners would refuse
+            # is refused here, before any miner is asked (and none is blamed)
+            msg = (f"the request is {len(body)} bytes as forwarded to miners, over their "
+                   f"{MAX_REQUEST_BYTES}-byte limit; shorten the messages")
+            rec.status, rec.message = "413", msg
+            return await send_json(send, 413, encode_error(413, msg))
         if self.s.log_content:
             rec.prompt = json.dumps([m.model_dump(exclude_none=True) for m in req.messages], ensure_ascii=False)
         try:
             c, stream, events = await self.first_miner(body, rec, t0)
         except NoMiner as e:
-            rec.status, rec.message = "503", str(e)
-            return await send_json(send, 503, encode_error(503, str(e)), [(b"retry-after", b"1")])
+            rec.status, rec.message = str(e.status), str(e)
+            return await send_json(send, e.status, encode_error(e.status, str(e)),
+                                   [(b"retry-after", b"1")] if e.status == 503 else None)
         try:
             deadline = t0 + min(req.timeout or self.s.timeout, self.s.timeout) + DEADLINE_GRACE
             await asyncio.wait_for(self._answer(req, c, stream, events, max_tokens, send, rec),
@@ -135,7 +184,7 @@ class Relay:
                     finish = fin
                 if not content:
                     continue
-                n = max(1, n)
+                n = charged_tokens(content, n)     # never the miner's own claim alone
                 if rec.tokens + n > max_tokens:     # a miner that ignores max_tokens is cut there
                     finish, cut = "length", True
                     break
@@ -163,20 +212,22 @@ class Relay:
         rec.status = "ok"
         if self.s.log_content:
             rec.answer = "".join(parts)
-        usage = {"prompt_tokens": 0, "completion_tokens": rec.tokens, "total_tokens": rec.tokens}
+        prompt = estimate_prompt_tokens(req.messages)
+        usage = {"prompt_tokens": prompt, "completion_tokens": rec.tokens, "total_tokens": prompt + rec.tokens}
         if enc is not None:
             tail = enc.chunk("", 0, finish)
             if req.stream_options is not None and req.stream_options.include_usage:
                 tail += ("data: " + json.dumps({"id": enc.id, "object": "chat.completion.chunk",
                                                 "created": enc.created, "model": model, "choices": [],
-                                                "usage": usage}) + "\n\n").encode()
+                                                "usage": usage, "sn1": {"usage": USAGE_NOTE}}) + "\n\n").encode()
             await send({"type": "http.response.body", "body": tail + DONE, "more_body": False})
         else:
             body = json.dumps({
                 "id": new_completion_id(), "object": "chat.completion", "created": int(time.time()),
                 "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)},
                                              "finish_reason": finish}],
-                "usage": usage, "sn1": {"uid": c.uid, "ttft": rec.ttft}}, ensure_ascii=False).encode()
+                "usage": usage, "sn1": {"uid": c.uid, "ttft": rec.ttft, "usage": USAGE_NOTE}},
+                ensure_ascii=False).encode()
             await send_json(send, 200, body, meta)
 
 
