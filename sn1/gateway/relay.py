@@ -33,8 +33,9 @@ from .upstream import MinerFailure, MinerStream, open_stream
 CALLER_STATUSES = (400, 413, 422)
 # Tokens are charged for what is relayed: a chunk costs the miner's count, but never less than
 # its UTF-8 bytes / BYTES_PER_TOKEN (English runs ~4 bytes a token, CJK ~3, code ~3-4: an honest
-# miner's count is higher; a miner claiming 1 token for 4 MiB is charged ~700k and cut at max_tokens).
-BYTES_PER_TOKEN = 6
+# miner's count is higher, so it is charged its own; a miner claiming 1 token for 4 MiB is charged
+# 524,288 and cut at max_tokens: at most 2x the bytes an honest answer of max_tokens holds).
+BYTES_PER_TOKEN = 8
 # usage.prompt_tokens: miners run different models with different tokenizers, so the gateway
 # reports a model-independent estimate (OpenAI's rule of thumb: ~4 characters a token, plus a
 # few tokens of chat template per message), labelled "estimated" in the response's "sn1" field.

@@ -317,6 +317,7 @@ async def run(config) -> int:
     from .. import llm as llm_mod
     from ..rewards import load_relevance_model
     from ..validator.query import MinerClient
+    from .memory import release_native_memory
 
     v = await setup(config)
     sock = None
@@ -382,6 +383,7 @@ async def run(config) -> int:
                 log.warning("metagraph sync failed, keeping the last one: %s", e)
             await v.maybe_set_weights()
             await asyncio.to_thread(v.save)
+            await asyncio.to_thread(release_native_memory)   # RSS flat over hours (memory.py)
             if all(isinstance(o, BaseException) for o in outcomes):
                 await asyncio.sleep(1.0)   # don't spin on a persistent failure
     v.save()

@@ -140,7 +140,7 @@ def test_usage_reports_prompt_tokens(gw, key):
 
 # ---------------------------------------------------------------- 3. charge what was relayed
 def test_a_miner_undercounting_its_tokens_is_charged_for_what_it_relayed(extra):
-    from sn1.gateway.relay import BYTES_PER_TOKEN
+    from sn1.gateway.relay import BYTES_PER_TOKEN, charged_tokens
 
     gw = extra.start_gateway("bounds-liar", ["liar"])
     key = gw.key("liar", "--rpm", "1000")
@@ -153,9 +153,10 @@ def test_a_miner_undercounting_its_tokens_is_charged_for_what_it_relayed(extra):
     assert done.usage.completion_tokens * BYTES_PER_TOKEN >= relayed
     assert done.usage.completion_tokens <= 100
     # and the day's budget is charged the same
-    k = gw.key("liar-day", "--tokens-per-day", "50")
+    day = 2 * charged_tokens(LIAR_PIECE, 1)       # two of its chunks
+    k = gw.key("liar-day", "--tokens-per-day", str(day))
     first = gw.client(k).chat.completions.create(model="sn1", messages=[{"role": "user", "content": "hi"}])
-    assert len(first.choices[0].message.content.encode()) <= 50 * BYTES_PER_TOKEN
+    assert first.choices[0].message.content == 2 * LIAR_PIECE
     import openai
 
     with pytest.raises(openai.RateLimitError, match="tokens for today"):
