@@ -50,8 +50,10 @@ def llama_miner(subnet):
     # deadline test's whole deadline. Every test here starts on a warm miner, in any order, and
     # the warm-up measures how fast this machine is now (a generous deadline: it only waits).
     [r] = asyncio.run(query_miners(subnet.validator, [subnet.neuron(miner[1])], ask(STORY),
-                                   GenParams(max_tokens=48, temperature=0.0), timeout=300))
-    assert r.status == "ok" and r.tokens > 1, r.message
+                                   GenParams(max_tokens=24, temperature=0.0), timeout=300))
+    # (the miner caps any deadline at its --neuron.max_timeout: on a very busy machine the
+    # warm-up may end there; it has warmed the miner all the same)
+    assert r.status in ("ok", "timeout") and r.chunk_times, r.message
     first = r.chunk_times[0]
     WARM["llama"] = (first, r.tokens / max(1e-3, r.chunk_times[-1] - first) if len(r.chunk_times) > 1 else 1.0)
     return miner
@@ -72,7 +74,7 @@ async def test_llamacpp_miner_stops_generating_at_the_deadline(subnet, llama_min
     # The deadline leaves room for several first chunks at the speed this machine has now (5 s
     # when idle), and stays short of the time 1000 tokens take at that speed: greedy, this
     # prompt runs on for hundreds of tokens, so only the deadline ends it.
-    deadline = min(max(5.0, 10 * ttft), 0.5 * 1000 / rate)
+    deadline = min(max(5.0, 10 * ttft), 0.5 * 1000 / rate, 60.0)   # 60: the miner's own cap
     [r] = await query_miners(subnet.validator, [subnet.neuron(uid)], ask(STORY),
                              GenParams(max_tokens=1000, temperature=0.0), timeout=deadline)
     assert r.status == "timeout"
