@@ -96,7 +96,7 @@ class Relay:
 
     async def first_miner(self, body: bytes, rec: Record, t0: float):
         """(candidate, stream, events so far) of the first miner that starts answering; NoMiner if none."""
-        refusals: list[MinerFailure] = []
+        refusals: list[tuple[Candidate, MinerFailure]] = []
         order = self.router.order(self.s.max_attempts)
         if not order:
             raise NoMiner("no miner is serving: none in the metagraph has an endpoint")
@@ -108,9 +108,10 @@ class Relay:
             except MinerFailure as f:
                 self.router.end(c)
                 if f.kind == "refused" and f.status in CALLER_STATUSES:
-                    # the request's fault, not the miner's: no reliability lost, no failure counted
+                    # the request's fault, not the miner's: no reliability lost, no failure
+                    # counted, unless another miner takes the same request (below)
                     rec.failed.append((c.uid, f"refused the request ({f.status}): {f.message}"))
-                    refusals.append(f)
+                    refusals.append((c, f))
                     continue
                 self.router.outcome(c.uid, False)
                 self.metrics.miner_failures.labels(str(c.uid), f.kind).inc()
@@ -121,11 +122,16 @@ class Relay:
                 raise
             rec.uid, rec.ttft = c.uid, time.monotonic() - t0
             self.metrics.ttft.observe(rec.ttft)
+            for other, f in refusals:
+                # another miner took this very request: it was fine, refusing it was the miner's
+                # own doing (a cabal refusing every request as "bad" gains nothing by it)
+                self.router.outcome(other.uid, False)
+                self.metrics.miner_failures.labels(str(other.uid), f.kind).inc()
             return c, stream, events
         tried = "; ".join(f"uid {u}: {m}" for u, m in rec.failed)
         if refusals and len(refusals) == len(rec.failed):
             # every miner tried refused the request itself: the caller learns why, with that status
-            status = 413 if any(f.status == 413 for f in refusals) else 400
+            status = 413 if any(f.status == 413 for _, f in refusals) else 400
             raise NoMiner(f"the miners refused the request ({len(refusals)} tried): {tried}", status)
         raise NoMiner(f"no miner could answer ({len(rec.failed)} tried): {tried}")
 

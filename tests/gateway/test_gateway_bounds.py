@@ -112,6 +112,24 @@ def test_a_miner_refusing_the_callers_request_is_not_held_against_it(extra):
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "short one"
 
 
+def test_a_refusal_is_the_miners_own_when_another_miner_takes_the_same_request(extra):
+    # otherwise a miner could refuse every request as "bad" (400) at no cost
+    gw = extra.start_gateway("bounds-pair", ["small", "echo"])
+    key = gw.key("pair", "--rpm", "1000")
+    small = extra.miners["small"]
+    content = "z " * SMALL_LIMIT
+    for _ in range(40):
+        r = post(gw, key, json.dumps({"messages": [{"role": "user", "content": content}],
+                                      "max_tokens": 3}).encode())
+        assert r.status_code == 200, r.text                     # the echo miner answers every time
+        assert r.headers["x-sn1-miner-uid"] == str(extra.miners["echo"].uid)
+        if failures(gw, small.uid) > 0:
+            break
+    else:
+        pytest.fail("the small miner was never tried first")
+    assert small.health()["refused"].get("413", 0) >= 1
+
+
 # ---------------------------------------------------------------- 2. no field accepted and dropped
 @pytest.mark.parametrize("extra_fields, field", [({"logprobs": True}, "logprobs"),
                                                  ({"logprobs": True, "top_logprobs": 3}, "logprobs")])
