@@ -6,6 +6,11 @@ by the next one in the router's order. From the first chunk on, the answer
 is that miner's alone: if it breaks, a streaming client gets an error event
 (never a second miner's words spliced in) and a non-streaming one a 502.
 
+A refusal that blames the request (400, 413, 422) is not held against the miner unless another
+miner then takes the same request; a request that would not fit the miners' body limit once
+re-encoded is refused (413) before any miner is asked. Tokens are charged for the bytes relayed
+(``charged_tokens``), never the miner's own count alone.
+
 Streaming responses start only once the first chunk is in hand, so a request
 no miner could take gets a real HTTP status (503), and the headers name the
 miner that answers (``X-SN1-Miner-Uid``) and the time to its first token
