@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF
 STAMP     := $(VENV)/.installed
 DEMO_STEPS ?= 10
 
-.PHONY: install demo test bench clean browser
+.PHONY: install demo test bench clean browser redis
 
 install: $(STAMP)
 
@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml $(WHEELS)/.llama-$(LLAMA_VER)
 demo: $(STAMP)
 	$(BIN)/sn1 demo --steps $(DEMO_STEPS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser redis
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 # Headless Chromium for the gateway's chat-page test, from the system's packages (needs root).
@@ -44,6 +44,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update && apt-get install -y chromium chromium-driver) || \
 		echo ">> could not install chromium (run as root: apt-get install -y chromium chromium-driver)"
+
+# A real redis-server for the gateway's replica tests, from the system's packages (needs root).
+redis:
+	@command -v redis-server >/dev/null || \
+		(apt-get update && apt-get install -y redis-server) || \
+		echo ">> could not install redis-server (run as root: apt-get install -y redis-server)"
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo ">> $$b"; $(BIN)/python $$b || exit 1; done

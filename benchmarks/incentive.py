@@ -47,9 +47,12 @@ NETUID = 1
 BLOCK_TIME = 0.5
 TEMPO = 20
 EPOCH_LENGTH = 10
-TASKS = ["summarization", "qa", "math", "date_qa"]
-TASK_P = ["0.25", "0.25", "0.25", "0.25"]
-HONEST = ["--backend", "llamacpp", "--neuron.temperature", "0.2", "--neuron.max_tokens", "128"]
+TASKS = ["summarization", "qa", "math", "date_qa", "inference"]
+TASK_P = ["0.2", "0.2", "0.2", "0.2", "0.2"]     # inference: the proof of work (no proof, no pay)
+# One llama.cpp thread: on a shared 2-core machine two threads wait on each other at every
+# barrier when one is descheduled (0 tokens in 12 s at load 20 with the default).
+HONEST = ["--backend", "llamacpp", "--neuron.temperature", "0.2", "--neuron.max_tokens", "128",
+          "--neuron.n_threads", "1"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = set("""a an the and or but if of to in on at by for with from as is are was were be been being
@@ -227,7 +230,11 @@ STRATEGIES = {
 # one-line description) rather than by pasting it: a correct looked-up answer is an answer to
 # any rule that reads text, so these are reported apart (--extra / --strategies), not in the default run.
 LOOKUPS = ("date_lookup", "title_template")
-DEFAULT = tuple(n for n in STRATEGIES if n not in LOOKUPS)
+# Issue 17: the date look-up runs by default, and so does a free rider relaying the honest miner
+# (a live-only strategy: it is not a function of the challenge, so --replay cannot add it).
+FREE_RIDER = "free_rider"
+DEFAULT = (*(n for n in STRATEGIES if n != "title_template"), FREE_RIDER)
+NO_MODEL = set(STRATEGIES) | {FREE_RIDER}       # every miner but the honest one runs no model
 
 
 class StrategyMiner:
@@ -248,10 +255,72 @@ class StrategyMiner:
             yield text[i:i + 400]
 
 
+class FreeRider:
+    """A registered hotkey that runs no model: it re-signs each request it gets with its own key
+    (sn1.protocol.auth), sends it to the honest miner named by ``FREE_RIDER_TARGET``
+    ("ip:port hotkey") and streams that miner's text and logprobs back as its own answer.
+
+    Before issue 17 honest miners served it (any registered hotkey) and the validator sent it
+    the same seed as the honest uid, so the copy verified and was paid in full.
+    """
+
+    name = "free_rider"
+    supports_logprobs = True          # whatever the honest miner can prove, it forwards
+    model_name = None                 # any model: it is not the one running it
+
+    def __init__(self, config):
+        import httpx
+
+        from sn1.chain import load_wallet
+        from sn1.protocol.auth import hotkey_signer
+
+        target = os.environ.get("FREE_RIDER_TARGET", "").split()
+        if len(target) != 2:
+            raise SystemExit("free_rider: set FREE_RIDER_TARGET='ip:port hotkey' of the miner to relay")
+        self.endpoint, self.target_hotkey = target
+        self.signer = hotkey_signer(load_wallet(config))
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0), trust_env=False)
+        self.relayed = self.refused = 0
+
+    async def generate(self, messages, params):
+        from sn1.llm.base import Piece
+        from sn1.protocol.auth import sign_headers
+        from sn1.protocol.sse import SSEParser
+        from sn1.protocol.wire import CHAT_PATH, decode_chunk_with_logprobs, request_body
+
+        body = request_body(messages, stream=True, timeout=30.0, max_tokens=params.max_tokens,
+                            temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                            seed=params.seed, stop=params.stop, top_logprobs=params.logprobs)
+        headers = {"content-type": "application/json", "accept": "text/event-stream",
+                   **sign_headers(self.signer, body, self.target_hotkey)}
+        parser = SSEParser(max_line=1 << 18, max_event=1 << 18, max_data_lines=64, max_events=1 << 14)
+        async with self.http.stream("POST", f"http://{self.endpoint}{CHAT_PATH}", content=body,
+                                    headers=headers) as r:
+            if r.status_code != 200:
+                self.refused += 1
+                print(f"[free_rider] refused by the honest miner: {r.status_code} "
+                      f"{(await r.aread())[:200]!r}", flush=True)
+                return
+            self.relayed += 1
+            async for raw in r.aiter_raw():
+                for payload in parser.feed(raw):
+                    if payload == b"[DONE]":
+                        return
+                    text, _, _, lps = decode_chunk_with_logprobs(payload)
+                    if text:
+                        yield Piece(text, lps) if params.logprobs is not None else text
+
+    async def aclose(self):
+        await self.http.aclose()
+
+
 def serve_miner(strategy: str, argv: list[str]) -> int:
     from sn1.cli import main as sn1_main
     from sn1.miner import backends
 
+    if strategy == FREE_RIDER:
+        backends.BACKENDS["free-rider"] = f"{__name__}:FreeRider"
+        return sn1_main(["miner", "--backend", "free-rider", *argv])
     cls = type(f"Strategy_{strategy}", (StrategyMiner,), {"strategy": strategy, "name": strategy})
     globals()[cls.__name__] = cls
     backends.BACKENDS[f"strategy-{strategy}"] = f"{__name__}:{cls.__name__}"
@@ -282,14 +351,17 @@ def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int,
         for name in ["honest", *(strategies or DEFAULT)]:
             uid = chain.register(make_wallet(wallets, name), stake=0.0)
             kinds[uid] = name
-        for name in kinds.values():
+        honest_at = None
+        for name in kinds.values():      # the honest miner first: the free rider relays it
             for attempt in range(3):   # a free port can be taken by another job before we bind it
                 port = free_port()
                 mine = ["--wallet.name", name, "--wallet.hotkey", "default", "--axon.port", str(port), *common]
                 if name == "honest":
                     proc = procs.start("miner-honest", ["miner", *HONEST, *mine])
+                    honest_at = f"127.0.0.1:{port} {make_wallet(wallets, name).hotkey.ss58_address}"
                 else:
-                    proc = _start_script(procs, f"miner-{name}", [os.path.abspath(__file__), "miner", name, *mine])
+                    proc = _start_script(procs, f"miner-{name}", [os.path.abspath(__file__), "miner", name, *mine],
+                                         env={"FREE_RIDER_TARGET": honest_at or ""})
                 try:
                     wait_for_port(port, timeout=180, proc=proc)
                     break
@@ -304,7 +376,7 @@ def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int,
             "--neuron.timeout", str(timeout), "--neuron.epoch_length", str(EPOCH_LENGTH),
             "--neuron.sample_size", "50", "--neuron.axon_off", "--wandb.off",
             "--neuron.query_max_tokens", str(max_tokens), "--neuron.seed", str(seed),
-            "--neuron.tasks", *TASKS, "--neuron.task_p", *TASK_P,
+            "--neuron.tasks", *TASKS, "--neuron.task_p", *TASK_P, "--neuron.inference_threads", "1",
         ])
         rc = vproc.wait()
         if rc != 0:
@@ -319,9 +391,9 @@ def run_seed(seed: int, steps: int, root: str, timeout: float, max_tokens: int,
     return run_dir
 
 
-def _start_script(procs, name: str, cmd: list[str]):
+def _start_script(procs, name: str, cmd: list[str], env: dict | None = None):
     logf = open(os.path.join(procs.logdir, f"{name}.log"), "w")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen([sys.executable, *cmd], stdout=logf, stderr=subprocess.STDOUT, env=env)
     procs.items.append((name, proc))
     return proc
@@ -336,7 +408,8 @@ def _table(kinds: dict[int, str], per: dict, scores: dict, weight: dict, incenti
         f"{'score':>8}{'weight':>8}{'incent.':>9}"
     print(head)
     print("-" * len(head))
-    rows = sorted(kinds.items(), key=lambda kv: -scores.get(kv[0], 0.0))
+    # ranked by what pays: the weight (zero without proof of work), then the validator's score
+    rows = sorted(kinds.items(), key=lambda kv: (-weight.get(kv[0], 0.0), -scores.get(kv[0], 0.0)))
     for uid, name in rows:
         cells = "".join(f"{(format(sum(v) / len(v), '.3f') if (v := per[uid].get(t)) else '-'):>14}"
                         for t in tasks)
@@ -395,7 +468,9 @@ def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001, extra: list[s
     from sn1.tasks.definitions import TASKS as DEFS
     from sn1.validator import scores as scores_mod
     from sn1.validator.events import read_events
-    from sn1.validator.weights import process_weights
+    from sn1.config import nest
+    from sn1.validator.state import State
+    from sn1.validator.weights import process_weights, proof_gate
 
     meta = json.load(open(os.path.join(run_dir, "kinds.json")))
     kinds = {int(k): v for k, v in meta["kinds"].items()}
@@ -404,6 +479,7 @@ def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001, extra: list[s
     kinds.update(added)
     n = max(kinds) + 1
     s = np.zeros(n)
+    proofs = State(scores=s, hotkeys=[str(u) for u in range(n)])   # no proof, no pay, as the validator
     per: dict = defaultdict(lambda: defaultdict(list))
     clean: dict = defaultdict(list)   # the reference itself as a completion: a correct answer
     tasks: list[str] = []
@@ -413,16 +489,25 @@ def replay(run_dir: str, alpha: float = 0.1, decay: float = 0.001, extra: list[s
         ev = dict(ev, uids=list(ev["uids"]) + list(added),
                   completions=list(ev["completions"]) + [STRATEGIES[x](ev["challenge"]) for x in added.values()])
         comps = [c or "" for c in ev["completions"]] + [ev["reference"]]
+        if ev["task"] == "inference":    # verified, not read: the logged verdicts stand (extras: no proof)
+            total = list(ev["rewards"]) + [0.0] * (len(added) + 1)
+        else:
+            total = None
         try:   # the validator passes the task's material to source models; older code takes no source
-            total = score(list(spec.rewards), list(spec.penalties), ev["reference"], ev["challenge"], comps,
-                          _copy_source(spec, ev, comps)).total
+            total = total or score(list(spec.rewards), list(spec.penalties), ev["reference"], ev["challenge"],
+                                   comps, _copy_source(spec, ev, comps)).total
         except TypeError:
             total = score(list(spec.rewards), list(spec.penalties), ev["reference"], ev["challenge"], comps).total
         clean[ev["task"]].append(total[-1])
         for uid, r in zip(ev["uids"], total[:-1]):
             per[uid][ev["task"]].append(r)
         s = scores_mod.update(s, ev["uids"], total[:-1], alpha=alpha, decay_alpha=decay)
-    uids, w = process_weights(s, Hyperparams())
+        if ev["task"] == "inference" and ev.get("verify_ok"):
+            proofs.record_proofs(ev["uids"][:len(ev["verify_ok"])], ev["verify_ok"])
+        proofs.step += 1
+    proofs.scores = s
+    uids, w = process_weights(proof_gate(nest({"neuron.tasks": ["inference"], "neuron.task_p": [1.0]}), proofs),
+                              Hyperparams())
     weight = dict(zip(uids, w))
     summary = _table(kinds, per, {u: float(s[u]) for u in kinds}, weight, {}, tasks,
                      f"{os.path.basename(run_dir)}: {len(events)} steps re-scored with {_rewards_origin()}")
@@ -465,9 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay", nargs="+", metavar="RUN_DIR", help="re-score these runs' events instead")
     p.add_argument("--extra", nargs="+", choices=sorted(STRATEGIES), metavar="STRATEGY",
                    help="with --replay: strategies the run lacked, answering its logged challenges")
-    p.add_argument("--strategies", nargs="+", choices=sorted(STRATEGIES), metavar="STRATEGY",
-                   help="the no-LLM miners of a live run (default: all but the look-ups "
-                        + ", ".join(LOOKUPS) + ")")
+    p.add_argument("--strategies", nargs="+", choices=sorted(NO_MODEL), metavar="STRATEGY",
+                   help="the no-LLM miners of a live run (default: all but title_template, "
+                        "with the free rider)")
     p.add_argument("--json", help="write the summaries here")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

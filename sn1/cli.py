@@ -23,6 +23,7 @@ COMMANDS = [
     ("tasks", "sn1.tasks.cli"),
     ("demo", "sn1.demo"),
     ("gateway", "sn1.gateway.cli"),
+    ("leaderboard", "sn1.validator.leaderboard"),
 ]
 
 

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 
 from .config import SEED, at_least, expand, positive
 
@@ -41,11 +40,12 @@ MINERS = [
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("demo", help="run a whole subnet on this machine and print a leaderboard",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=at_least(1), default=int(os.environ.get("DEMO_STEPS", 10)),
+    p.add_argument("--steps", type=at_least(1), default=os.environ.get("DEMO_STEPS", "10"),
                    help="validator steps ($DEMO_STEPS or 10)")
     p.add_argument("--path", default="~/.sn1/demo", help="folder for the demo's chain, wallets and logs "
                    "(wiped at start)")
-    p.add_argument("--timeout", type=positive(), default=12.0, help="validator timeout per step (seconds)")
+    p.add_argument("--timeout", type=positive(), default=os.environ.get("DEMO_TIMEOUT", "12"),
+                   help="validator timeout per step in seconds ($DEMO_TIMEOUT or 12; more on a busy machine)")
     p.add_argument("--seed", type=SEED, default=1, help="seed of the validator's task and miner choices")
     p.add_argument("--keep", action="store_true",
                    help="after the leaderboard, keep the miners and the gateway running (Ctrl-C stops them)")
@@ -146,7 +146,7 @@ def run(args) -> int:
                 wait_for_port(port, timeout=120, proc=proc)
             except AssertionError:
                 raise UsageError(f"miner {name} did not start; see {os.path.join(logs, f'miner-{name}.log')}")
-        start_gateway(procs, common, root)
+        gateway = start_gateway(procs, common, root)
         say("all miners are listening; starting the validator (loads the embedded LLM and MiniLM)")
 
         def relay(line: str) -> None:
@@ -154,21 +154,22 @@ def run(args) -> int:
                 print("  " + line, flush=True)
 
         full_path = os.path.join(root, "validator")
+        html = os.path.join(root, "leaderboard.html")
 
         def report() -> None:
-            events_path = os.path.join(full_path, "events.jsonl")
-            print_leaderboard(chain, v_uid, kinds, events_path, os.path.join(full_path, "state.json"))
-            say(f"events log: {events_path}")
+            print_leaderboard(chain, v_uid, kinds, full_path, html)
+            say(f"events log: {os.path.join(full_path, 'events.jsonl')}")
             say(f"process logs: {logs}")
             say(f"done in {time.monotonic() - t0:.0f}s")
 
-        vproc = procs.start("validator", [
+        validator_args = [
             "validator", *common, "--wallet.name", "validator", "--wallet.hotkey", "default",
-            "--neuron.full_path", full_path, "--neuron.max_steps", str(args.steps),
+            "--neuron.full_path", full_path,
             "--neuron.timeout", str(args.timeout), "--neuron.epoch_length", str(EPOCH_LENGTH),
             "--neuron.sample_size", "50", "--neuron.axon_off", "--wandb.off",
             "--neuron.query_max_tokens", "192", "--neuron.seed", str(args.seed),
-        ], relay=relay)
+        ]
+        vproc = procs.start("validator", [*validator_args, "--neuron.max_steps", str(args.steps)], relay=relay)
         rc = vproc.wait()
         if rc != 0:
             say(f"the validator exited with code {rc}; see {os.path.join(logs, 'validator.log')}")
@@ -178,8 +179,10 @@ def run(args) -> int:
         time.sleep(TEMPO * BLOCK_TIME + 1)
         if args.keep:
             report()
-            say("--keep: the miners and the gateway keep running (try the README's openai snippet); "
-                "Ctrl-C stops them")
+            # The validator goes on (same folder, no step limit), so a miner you add is scored.
+            procs.start("validator-live", validator_args)
+            print_next_steps(root, gateway, kept=True)
+            say("--keep: the validator, the miners and the gateway keep running; Ctrl-C stops them")
             try:
                 while True:
                     time.sleep(3600)
@@ -189,10 +192,37 @@ def run(args) -> int:
     finally:
         procs.stop()
     report()
+    print_next_steps(root, gateway, kept=False)
     return 0
 
 
-def start_gateway(procs: "Procs", common: list[str], root: str) -> None:
+def print_next_steps(root: str, gateway: dict, kept: bool) -> None:
+    """What to do now: the commands, with this demo's own paths."""
+    home = os.path.expanduser("~")
+    short = root if not root.startswith(home + os.sep) else "~" + root[len(home):]
+    sandbox, wallets, validator = (os.path.join(short, d) for d in ("sandbox", "wallets", "validator"))
+    chain = f"--subtensor.network sandbox --sandbox.path {sandbox} --netuid {NETUID}"
+    say("next steps:")
+    if kept:
+        say(f"  chat page: {gateway['url']}/   (API key: {gateway['key']}; the OpenAI API is {gateway['url']}/v1)")
+    else:
+        say(f"  the subnet and its gateway ({gateway['url']}) are stopped now; `sn1 demo --keep` keeps them "
+            f"running after the leaderboard, with the chat page and the API key")
+    say(f"  leaderboard again, live: sn1 leaderboard --neuron.full_path {validator} --watch")
+    say(f"  HTML report with charts: {os.path.join(short, 'leaderboard.html')} "
+        f"(sn1 leaderboard --neuron.full_path {validator} --html FILE)")
+    say(f"  logs: {os.path.join(short, 'logs')}")
+    say("  run your own miner against it" + ("" if kept else " (with `sn1 demo --keep` running)") + ":")
+    say(f"    cp docs/examples/my_miner.py .    # or your own: docs/writing-a-miner.md")
+    say(f"    btcli wallet create --wallet mine --wallet-hotkey default --wallet-path {wallets} --no-password")
+    say(f"    sn1 sandbox register --sandbox.path {sandbox} --wallet.path {wallets} --wallet.name mine")
+    say(f"    sn1 miner --backend my_miner:MyMiner {chain} --wallet.path {wallets} --wallet.name mine "
+        f"--axon.port 8095 &")
+    say(f"    sn1 leaderboard --neuron.full_path {validator}")
+    say("  (README.md, \"Run your own miner against the demo\")")
+
+
+def start_gateway(procs: "Procs", common: list[str], root: str) -> dict:
     """The gateway (signing as the validator's hotkey) with one API key; prints its URL and the key."""
     from .gateway import db, keys
     from .testing import wait_for_port
@@ -207,44 +237,17 @@ def start_gateway(procs: "Procs", common: list[str], root: str) -> None:
     wait_for_port(port, timeout=60, proc=proc)
     say(f"gateway (OpenAI-compatible API): http://127.0.0.1:{port}/v1  chat page: http://127.0.0.1:{port}/")
     say(f"gateway API key: {key}")
+    return {"url": f"http://127.0.0.1:{port}", "key": key}
 
 
-def leaderboard_rows(chain, validator_uid: int, kinds: dict[int, str], events_path: str, state_path: str):
-    """Rows of (uid, kind, {task: mean reward}, score, weight on chain, incentive) and the task names."""
-    import numpy as np
+def print_leaderboard(chain, validator_uid: int, kinds: dict[int, str], full_path: str, html: str) -> None:
+    """`sn1 leaderboard`'s table (sn1.validator.leaderboard) with what the chain holds, and its HTML report."""
+    from .validator.leaderboard import add_chain_view, collect, render_text
+    from .validator.leaderboard_html import render_html
+    from .validator.state import atomic_write
 
-    from .validator import state as state_mod
-    from .validator.events import read_events
-
-    per: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    tasks: list[str] = []
-    for ev in read_events(events_path):
-        if ev["task"] not in tasks:
-            tasks.append(ev["task"])
-        for uid, r in zip(ev["uids"], ev["rewards"]):
-            per[uid][ev["task"]].append(r or 0.0)
-    scores = state_mod.load(os.path.dirname(state_path)).scores
-    weight = chain.weights().get(validator_uid, {})     # what the chain holds, not a recomputation
-    mg = chain.metagraph()
-    rows = []
-    for uid, kind in kinds.items():
-        means = {t: (float(np.mean(per[uid][t])) if per[uid][t] else None) for t in tasks}
-        rows.append((uid, kind, means, float(scores[uid]) if uid < len(scores) else 0.0,
-                     weight.get(uid, 0.0), mg.neurons[uid].incentive))
-    rows.sort(key=lambda r: -r[3])
-    return rows, tasks
-
-
-def print_leaderboard(chain, validator_uid, kinds, events_path, state_path) -> None:
-    rows, tasks = leaderboard_rows(chain, validator_uid, kinds, events_path, state_path)
+    board = add_chain_view(collect(full_path, labels=kinds), chain, validator_uid)
     print()
-    print("Leaderboard")
-    width = max([8] + [len(t) for t in tasks]) + 2
-    head = f"{'uid':>3}  {'miner':<32}" + "".join(f"{t:>{width}}" for t in tasks) + \
-        f"{'score':>9}{'weight':>9}{'incentive':>11}"
-    print(head)
-    print("-" * len(head))
-    for uid, kind, means, score, w, inc in rows:
-        cells = "".join(f"{'-' if means[t] is None else format(means[t], '.3f'):>{width}}" for t in tasks)
-        print(f"{uid:>3}  {kind:<32}{cells}{score:>9.4f}{w:>9.4f}{inc:>11.4f}")
+    print(render_text(board))
     print()
+    atomic_write(html, render_html(board).encode("utf-8"))

@@ -12,6 +12,8 @@ miners from the metagraph behind, each answer streamed from exactly one miner.
 - ``relay``: failover before the first chunk, then one miner's stream to the client.
 - ``records``: a row per organic request, written off the event loop.
 - ``metrics``: Prometheus counters and histograms.
+- ``store``: the state behind one interface: SQLite and memory (one process, the default), or
+  ``store_redis``: Redis (``--gateway.redis_url``), shared by any number of replicas.
 - ``app``: the HTTP routes; ``page``: the chat page; ``cli``: ``sn1 gateway``.
 
 It never imports the validator or the miner: it speaks sn1.protocol and reads sn1.chain.

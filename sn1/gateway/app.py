@@ -16,6 +16,7 @@ import time
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -23,12 +24,12 @@ from starlette.routing import Route
 from ..protocol.http import BodyTooLarge, read_body, wait_disconnect
 from ..protocol.request import MAX_REQUEST_BYTES, RequestError
 from ..protocol.wire import CHAT_PATH, encode_error
-from . import keys as keys_mod
 from . import page
-from .limits import LimitExceeded, Limits
-from .records import Record, RecordWriter
+from .limits import LimitExceeded
+from .records import Record
 from .relay import Relay, send_json
 from .request import DEFAULT_MAX_TOKENS, parse
+from .store import KeyRevoked, Store, StoreUnavailable
 
 log = logging.getLogger("sn1.gateway")
 
@@ -39,33 +40,34 @@ BODY_TIMEOUT = 10.0
 
 
 class ChatEndpoint:
-    def __init__(self, relay: Relay, keys_conn, limits: Limits, records: RecordWriter, *,
-                 max_tokens: int = DEFAULT_MAX_TOKENS):
+    def __init__(self, relay: Relay, store: Store, *, max_tokens: int = DEFAULT_MAX_TOKENS):
         self.relay = relay
-        self.keys_conn = keys_conn
-        self.limits = limits
-        self.records = records
+        self.store = store
         self.metrics = relay.metrics
         self.max_tokens = max_tokens
 
-    def key_of(self, headers: Headers):
+    async def key_of(self, headers: Headers):
+        """(key, None) or (None, why); StoreUnavailable when keys cannot be read."""
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None, "missing API key: send 'Authorization: Bearer <key>'"
-        key = keys_mod.lookup(self.keys_conn, token.strip())
+        key = await self.store.lookup(token.strip())
         return key, None if key else "invalid or revoked API key"
 
     async def refuse(self, send, status: int, message: str, *, field=None, headers=None, rec=None):
         self.metrics.requests.labels(str(status)).inc()
         if rec is not None:
             rec.status, rec.message = str(status), message
-            self.records.add(rec)
+            self.store.record(rec)
         await send_json(send, status, encode_error(status, message, field=field), headers)
 
     async def __call__(self, scope, receive, send) -> None:
         headers = Headers(scope=scope)
-        key, why = self.key_of(headers)
+        try:
+            key, why = await self.key_of(headers)
+        except StoreUnavailable as e:
+            return await self.refuse(send, 503, e.message, headers=[(b"retry-after", b"1")])
         if key is None:
             return await self.refuse(send, 401, why, headers=[(b"www-authenticate", b"Bearer")])
         rec = Record(key_name=key.name)
@@ -91,10 +93,15 @@ class ChatEndpoint:
             return await self.refuse(send, e.status, e.message, field=e.field, rec=rec)
         want = min(req.token_limit or self.max_tokens, self.max_tokens)
         try:
-            grant = self.limits.admit(key, want)
+            grant = await self.store.admit(key, want)
         except LimitExceeded as e:
             return await self.refuse(send, 429, e.message, headers=[(b"retry-after", str(e.retry_after).encode())],
                                      rec=rec)
+        except StoreUnavailable as e:       # nothing was counted: the client may retry
+            return await self.refuse(send, 503, e.message, headers=[(b"retry-after", b"1")], rec=rec)
+        except KeyRevoked:
+            return await self.refuse(send, 401, "invalid or revoked API key", rec=rec,
+                                     headers=[(b"www-authenticate", b"Bearer")])
         status = _StatusSend(send)
         self.metrics.in_flight.inc()
         watcher = asyncio.ensure_future(wait_disconnect(receive))
@@ -122,8 +129,8 @@ class ChatEndpoint:
             self.metrics.in_flight.dec()
             self.metrics.requests.labels(str(status.code or 499)).inc()
             rec.duration = time.monotonic() - t0
-            self.limits.settle(key, grant, rec.tokens)
-            self.records.add(rec)
+            await self.store.settle(key, grant, rec.tokens)
+            self.store.record(rec)
 
 
 class _StatusSend:
@@ -150,16 +157,23 @@ def build_app(chat: ChatEndpoint, *, model: str = "sn1", health=None) -> Starlet
     metrics = chat.metrics
 
     async def models(request):
-        key, why = chat.key_of(request.headers)
+        try:
+            key, why = await chat.key_of(request.headers)
+        except StoreUnavailable as e:
+            return Response(encode_error(503, e.message), 503, media_type="application/json",
+                            headers={"retry-after": "1"})
         if key is None:
             return Response(encode_error(401, why), 401, media_type="application/json")
         return JSONResponse({"object": "list", "data": [{"id": model, "object": "model", "created": 0,
                                                          "owned_by": "sn1"}]})
 
     async def health_route(request):
-        return JSONResponse({"status": "ok", **(health() if health else {})})
+        body = {"status": "ok", **(health() if health else {})}
+        return JSONResponse(body, 200 if body["status"] == "ok" else 503)
 
     async def metrics_route(request):
+        if not getattr(metrics, "public", True):     # --metrics.port: served there only
+            return await http_error(request, HTTPException(404))
         return Response(metrics.render(), media_type=metrics.content_type)
 
     async def index(request):

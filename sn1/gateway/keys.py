@@ -33,6 +33,7 @@ class Key:
     tokens_per_day: int
     created: float
     revoked: float | None = None
+    hash: str = ""          # sha256 hex of the key's text: its identity in the shared store
 
 
 def hash_key(key: str) -> str:
@@ -40,7 +41,7 @@ def hash_key(key: str) -> str:
 
 
 def _row(r) -> Key:
-    return Key(r["id"], r["name"], r["prefix"], r["rpm"], r["tokens_per_day"], r["created"], r["revoked"])
+    return Key(r["id"], r["name"], r["prefix"], r["rpm"], r["tokens_per_day"], r["created"], r["revoked"], r["hash"])
 
 
 def check_name(name: str) -> str:
@@ -50,15 +51,27 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_limits(rpm: int | None, tokens_per_day: int | None) -> None:
+    if rpm is not None and rpm < 1:
+        raise UsageError("--rpm must be >= 1")
+    if tokens_per_day is not None and tokens_per_day < 1:
+        raise UsageError("--tokens-per-day must be >= 1")
+
+
+def new_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def looks_like_key(key: str) -> bool:
+    return key.startswith(PREFIX) and len(key) <= 128
+
+
 def create(conn: sqlite3.Connection, name: str, rpm: int = DEFAULT_RPM,
            tokens_per_day: int = DEFAULT_TOKENS_PER_DAY) -> tuple[str, Key]:
     """A new key (the only time its text exists) and its record; UsageError if the name is taken."""
     name = check_name(name)
-    if rpm < 1:
-        raise UsageError("--rpm must be >= 1")
-    if tokens_per_day < 1:
-        raise UsageError("--tokens-per-day must be >= 1")
-    key = PREFIX + secrets.token_urlsafe(32)
+    check_limits(rpm, tokens_per_day)
+    key = new_key()
     now = time.time()
     try:
         with conn:
@@ -67,7 +80,7 @@ def create(conn: sqlite3.Connection, name: str, rpm: int = DEFAULT_RPM,
                                                              tokens_per_day, now))
     except sqlite3.IntegrityError:
         raise UsageError(f"an active key named {name!r} exists; revoke it first or choose another name") from None
-    return key, Key(cur.lastrowid, name, key[:SHOWN], rpm, tokens_per_day, now)
+    return key, Key(cur.lastrowid, name, key[:SHOWN], rpm, tokens_per_day, now, None, hash_key(key))
 
 
 def lookup(conn: sqlite3.Connection, key: str) -> Key | None:
@@ -75,7 +88,7 @@ def lookup(conn: sqlite3.Connection, key: str) -> Key | None:
 
     One indexed read of a few microseconds: revocations count from the next request.
     """
-    if not key.startswith(PREFIX) or len(key) > 128:
+    if not looks_like_key(key):
         return None
     h = hash_key(key)
     r = conn.execute("SELECT * FROM keys WHERE hash = ? AND revoked IS NULL", (h,)).fetchone()
@@ -96,4 +109,20 @@ def revoke(conn: sqlite3.Connection, name: str) -> Key:
         if r is None:
             raise UsageError(f"no active key named {name!r} (see `sn1 gateway keys list`)")
         conn.execute("UPDATE keys SET revoked = ? WHERE id = ?", (time.time(), r["id"]))
+    return _row(r)
+
+
+def update(conn: sqlite3.Connection, name: str, *, rpm: int | None = None,
+           tokens_per_day: int | None = None) -> Key:
+    """Change the limits of the active key named ``name`` (from its next request); UsageError if none."""
+    check_limits(rpm, tokens_per_day)
+    if rpm is None and tokens_per_day is None:
+        raise UsageError("nothing to update: give --rpm and/or --tokens-per-day")
+    with conn:
+        r = conn.execute("SELECT * FROM keys WHERE name = ? AND revoked IS NULL", (name,)).fetchone()
+        if r is None:
+            raise UsageError(f"no active key named {name!r} (see `sn1 gateway keys list`)")
+        conn.execute("UPDATE keys SET rpm = COALESCE(?, rpm), tokens_per_day = COALESCE(?, tokens_per_day) "
+                     "WHERE id = ?", (rpm, tokens_per_day, r["id"]))
+        r = conn.execute("SELECT * FROM keys WHERE id = ?", (r["id"],)).fetchone()
     return _row(r)

@@ -49,6 +49,8 @@ class Router:
         self.reliability: dict[int, float] = {}     # by uid; a new hotkey on a uid starts afresh
         self._hotkeys: dict[int, str] = {}
         self.in_flight: dict[int, int] = {}
+        self.remote_in_flight: dict[int, int] = {}  # other replicas' (shared through Redis)
+        self.shared_outcomes = None                 # a deque when outcomes are shared: (uid, hotkey, ok)
         self.top_incentive = 0.0
         self.scores: dict[int, float] = {}          # the validator's, by uid (empty: not used)
         self.top_score = 0.0
@@ -74,7 +76,8 @@ class Router:
         share = c.incentive / self.top_incentive if self.top_incentive > 0 else 0.0
         if self.top_score > 0:
             share = (share + self.scores.get(c.uid, 0.0) / self.top_score) / 2
-        return (share + INCENTIVE_FLOOR) * rel ** 4 / (1 + self.in_flight.get(c.uid, 0))
+        load = self.in_flight.get(c.uid, 0) + self.remote_in_flight.get(c.uid, 0)
+        return (share + INCENTIVE_FLOOR) * rel ** 4 / (1 + load)
 
     def order(self, limit: int) -> list[Candidate]:
         """Up to ``limit`` distinct candidates, a weighted random permutation (Efraimidis-Spirakis)."""
@@ -86,6 +89,17 @@ class Router:
     def outcome(self, uid: int, ok: bool) -> None:
         rel = self.reliability.get(uid, 1.0)
         self.reliability[uid] = max(MIN_RELIABILITY, (1 - ALPHA) * rel + ALPHA * (1.0 if ok else 0.0))
+        if self.shared_outcomes is not None:
+            self.shared_outcomes.append((uid, self._hotkeys.get(uid, ""), ok))
+
+    def set_shared_reliability(self, shared: dict[str, float]) -> None:
+        """Replace reliability with the replicas' shared one (``"uid:hotkey"`` -> value; other hotkeys ignored)."""
+        rel = {}
+        for field, value in shared.items():
+            uid, _, hotkey = field.partition(":")
+            if uid.isdigit() and self._hotkeys.get(int(uid)) == hotkey:
+                rel[int(uid)] = max(MIN_RELIABILITY, min(1.0, float(value)))
+        self.reliability = rel
 
     def start(self, c: Candidate) -> None:
         self.in_flight[c.uid] = self.in_flight.get(c.uid, 0) + 1

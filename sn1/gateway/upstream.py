@@ -18,6 +18,7 @@ import httpx
 
 from ..errors import one_line
 from ..protocol.auth import sign_headers
+from ..protocol.metrics import CALLER_HEADER
 from ..protocol.http import error_message
 from ..protocol.sse import SSEError, SSEParser
 from ..protocol.wire import CHAT_PATH, MinerError, ProtocolError, decode_chunk
@@ -92,7 +93,7 @@ async def open_stream(http: httpx.AsyncClient, signer, endpoint: str, hotkey: st
         async with asyncio.timeout(first_chunk_timeout):
             headers = sign_headers(signer, body, hotkey)
             headers.update({"content-type": "application/json", "accept": "text/event-stream",
-                            "accept-encoding": "identity"})
+                            "accept-encoding": "identity", CALLER_HEADER: "gateway"})
             response = await http.send(http.build_request("POST", f"http://{endpoint}{CHAT_PATH}",
                                                           content=body, headers=headers), stream=True)
             stream = MinerStream(response, max_bytes, started)

@@ -77,10 +77,10 @@ def add_engine_args(parser: argparse.ArgumentParser, prefix: str = "llm", engine
     flag(parser, p + "load_in_4bit", action="store_true", help="hf: load the model in 4 bit (bitsandbytes, GPU)")
     flag(parser, p + "gpu_memory_utilization", type=fraction(low_open=True), default=0.9,
          help="vllm: fraction of the GPU memory vLLM may take (pick GPUs with CUDA_VISIBLE_DEVICES)")
-    flag(parser, p + "n_ctx", type=at_least(16), default=2048, help="llamacpp: context length in tokens")
-    flag(parser, p + "n_threads", type=at_least(1), default=None, help="llamacpp: CPU threads per generation")
+    flag(parser, p + "n_ctx", type=at_least(16), default=2048, help="llamacpp and hf: context length in tokens")
+    flag(parser, p + "n_threads", type=at_least(1), default=None, help="llamacpp and hf: CPU threads per generation")
     flag(parser, p + "parallel", type=at_least(1), default=1,
-         help="llamacpp: model contexts, i.e. generations that may run at once (more wait their turn)")
+         help="llamacpp and hf: model contexts, i.e. generations that may run at once (more wait their turn)")
 
 
 def add_sampling_args(parser: argparse.ArgumentParser, prefix: str = "llm") -> None:

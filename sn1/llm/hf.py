@@ -11,13 +11,27 @@ KV cache per call, so concurrent generations share only the read-only weights.
 
 Seeds are not honoured here: torch's generator is process-wide and would
 couple concurrent requests.
+
+On CPU (benchmarks/miner_throughput.py --engine hf; README "Run a miner"):
+- a GGUF is de-quantised once and the result kept as safetensors under
+  ``~/.cache/sn1/hf`` (``$SN1_HF_CACHE``), so later starts load it directly
+  instead of de-quantising again;
+- weights stay float32 on CPU: the token logprobs this engine reports are
+  checked against llama.cpp's (sn1.verify), and bfloat16 was not faster in
+  our measurements (benchmarks/RESULTS.md);
+- ``n_threads`` (``--neuron.n_threads``) sets torch's threads; by default torch
+  uses one per core, which oversubscribes a shared machine.
+llama.cpp (``--backend llamacpp``) stays several times faster on CPU.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -40,11 +54,14 @@ class HFEngine:
     logprobs = True     # computed from the raw scores in a decoding loop of our own (_stream_logprobs)
 
     def __init__(self, model_id: str | None = None, device: str = "cpu", load_in_8bit: bool = False,
-                 load_in_4bit: bool = False, dtype: str | None = None, trust_remote_code: bool = False):
+                 load_in_4bit: bool = False, dtype: str | None = None, trust_remote_code: bool = False,
+                 n_threads: int | None = None, cache_dir: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self._torch = torch
+        if n_threads:
+            torch.set_num_threads(int(n_threads))    # process-wide: this engine is the process's model
         source, kw = self._source(model_id)
         quantized = load_in_8bit or load_in_4bit
         if quantized:
@@ -67,26 +84,45 @@ class HFEngine:
             kw["dtype"] = getattr(torch, dtype)
         elif device.startswith("cuda") or quantized:
             kw["dtype"] = torch.float16
+        cached = None
+        self.model_name = model_id or f"{source}/{kw.get('gguf_file', '')}".rstrip("/")
         if trust_remote_code:
             kw["trust_remote_code"] = True
-
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kw.items()
-                                                                      if k in ("gguf_file", "trust_remote_code")})
-            model = AutoModelForCausalLM.from_pretrained(source, **kw)
-        except (OSError, ValueError, ImportError) as e:
-            raise UsageError(f"cannot load model {model_id or source!r} with transformers: {_first_line(e)}") from e
+        model = None
+        if "gguf_file" in kw and not trust_remote_code:
+            cached = _dequantised_dir(source, kw["gguf_file"], kw.get("dtype"), cache_dir)
+            if os.path.isfile(os.path.join(cached, "config.json")):
+                plain = {k: v for k, v in kw.items() if k != "gguf_file"}
+                try:
+                    self.tokenizer = AutoTokenizer.from_pretrained(cached)
+                    model = AutoModelForCausalLM.from_pretrained(cached, **plain)
+                    log.info("hf: de-quantised weights from %s", cached)
+                    cached = None
+                except Exception as e:  # noqa: BLE001 - a damaged cache: de-quantise again
+                    log.warning("hf: ignoring the damaged cache %s (%s)", cached, _first_line(e))
+                    shutil.rmtree(cached, ignore_errors=True)
+        if model is None:
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kw.items()
+                                                                          if k in ("gguf_file", "trust_remote_code")})
+                model = AutoModelForCausalLM.from_pretrained(source, **kw)
+            except (OSError, ValueError, ImportError) as e:
+                raise UsageError(f"cannot load model {model_id or source!r} with transformers: "
+                                 f"{_first_line(e)}") from e
         if not quantized and device != "auto":
             model = model.to(device)
+        packed = getattr(getattr(model, "hf_quantizer", None), "packed_modules", None)
+        if cached is not None and not packed:        # de-quantised to plain tensors: worth keeping
+            _save_dequantised(model, self.tokenizer, cached)
         self.model = model.eval()
         self.device = model.device
-        self.model_name = model_id or f"{source}/{kw.get('gguf_file', '')}".rstrip("/")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         log.info("hf: %s loaded on %s", self.model_name, self.device)
 
     @staticmethod
     def _source(model_id: str | None) -> tuple[str, dict]:
+        """(folder or model id, from_pretrained keywords)."""
         if not model_id:
             from .embedded import embedded_gguf
             path = embedded_gguf()
@@ -208,6 +244,46 @@ class HFEngine:
         rest = pieces.flush()
         if rest is not None:
             yield rest
+
+
+def _dequantised_dir(folder: str, gguf: str, dtype, cache_dir: str | None) -> str:
+    """Where the de-quantised weights of ``folder/gguf`` in ``dtype`` are kept (keyed by the file's
+    identity: a changed GGUF gets a new folder)."""
+    path = os.path.join(folder, gguf)
+    st = os.stat(path)
+    key = hashlib.sha256(f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    name = f"{Path(gguf).stem}-{str(dtype or 'float32').replace('torch.', '')}-{key}"
+    root = cache_dir or os.environ.get("SN1_HF_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sn1", "hf")
+    return os.path.join(root, name)
+
+
+def _save_dequantised(model, tokenizer, target: str) -> None:
+    """Keep the de-quantised model for the next start (atomic: a folder renamed into place).
+    A failure (disk full, read-only home) costs only the next start's speed."""
+    parent = os.path.dirname(target)
+    tmp = None
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
+        import json
+
+        from safetensors.torch import save_model
+
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)     # plain tensors now: loaded without the GGUF quantizer
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(config, f)
+        save_model(model, os.path.join(tmp, "model.safetensors"))    # tied weights stored once
+        model.generation_config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.rename(tmp, target)
+        tmp = None
+        log.info("hf: de-quantised weights kept in %s (next start loads them directly)", target)
+    except (OSError, ValueError, RuntimeError) as e:
+        log.warning("hf: could not keep the de-quantised weights in %s: %s", target, e)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _sample(torch, lp, params: GenParams, gen) -> int:

@@ -19,8 +19,9 @@ from ..config import (LISTEN_PORT, PORT, Bounded, OneLineErrorParser, add_chain_
                       add_wallet_args, at_least, flag, fraction, get, nest, one_line_errors, positive,
                       setup_logging)
 from ..errors import UsageError
+from ..protocol import metrics as metrics_port
 from ..protocol.serving import bind_socket, published_ip
-from .backends import BACKENDS, load_backend
+from .backends import BACKENDS, is_plugin, load_backend, public_backends
 
 log = logging.getLogger("sn1.miner")
 
@@ -84,20 +85,49 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
          help="serve callers whose hotkey is not registered on the subnet")
     flag(parser, "--blacklist.force_validator_permit", action="store_true",
          help="serve only callers holding a validator permit")
+    flag(parser, "--blacklist.allow_non_validators", action="store_true",
+         help="serve any registered hotkey; by default LLM backends serve only validators that could "
+              "pay for the work: permit, --blacklist.min_stake and recent (or no) weights")
+    flag(parser, "--blacklist.min_stake", type=at_least(0, float), default=d.min_stake,
+         help="least stake a caller must hold to be served as a validator")
+    flag(parser, "--blacklist.max_weights_age", type=at_least(0), default=d.max_weights_age,
+         help="blocks since a validator last set weights after which it is no longer served "
+              "(one that never set weights is served)")
+
+
+def backend_choice(value: str) -> str:
+    """``--backend``: a built-in name or ``module:Class`` (a miner of your own)."""
+    if value in BACKENDS or is_plugin(value):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(public_backends())}, "
+                                     f"or module:Class for a miner of your own)")
+
+
+def plugin_in_argv(argv: list[str]) -> str | None:
+    """The ``module:Class`` given to --backend in ``argv``, if any (its class adds its own flags)."""
+    for i, a in enumerate(argv):
+        value = a.partition("=")[2] if a.startswith("--backend=") else \
+            (argv[i + 1] if a == "--backend" and i + 1 < len(argv) else None)
+        if value and is_plugin(value):
+            return value
+    return None
 
 
 def _add_common(parser: argparse.ArgumentParser, backend_names, default_backend: str | None) -> None:
-    flag(parser, "--backend", choices=list(BACKENDS), default=default_backend,
-         required=default_backend is None, help="what the miner runs")
+    flag(parser, "--backend", type=backend_choice, default=default_backend, metavar="BACKEND",
+         required=default_backend is None,
+         help=f"what the miner runs: {', '.join(public_backends())}, or module:Class for a miner of "
+              f"your own (docs/writing-a-miner.md)")
     add_wallet_args(parser)
     add_chain_args(parser)
     add_logging_args(parser)
     add_server_args(parser)
+    metrics_port.add_args(parser)
     for name in backend_names:
         try:
             cls = load_backend(name)
-        except ImportError as e:      # a backend whose module is not there: its flags are absent
-            log.debug("backend %s unavailable: %s", name, e)
+        except (ImportError, UsageError) as e:   # a module that is not there: its flags are absent
+            log.debug("backend %s unavailable: %s", name, e)   # (run() names the problem)
             continue
         if hasattr(cls, "add_args"):
             cls.add_args(parser)
@@ -107,14 +137,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("miner", help="run a miner (test, embedded LLM, Hugging Face, OpenAI, vLLM)",
                               description="Run an SN1 miner: serve signed, streamed chat completions.")
     one_line_errors(p)
-    _add_common(p, list(BACKENDS), None)
+    plugin = plugin_in_argv(sys.argv[1:])     # `sn1 miner --backend my_miner:MyMiner`: its flags too
+    _add_common(p, list(BACKENDS) + ([plugin] if plugin else []), None)
     p.set_defaults(func=lambda args: run(nest(args)))
     return p
 
 
 def _build(backend: str | None, default_backend: str | None, prog: str | None) -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog=prog, description="Run an SN1 miner.")
-    _add_common(parser, [backend] if backend in BACKENDS else [], default_backend)
+    _add_common(parser, [backend] if backend in BACKENDS or is_plugin(backend) else [], default_backend)
     return parser
 
 
@@ -152,6 +183,7 @@ def run(config) -> int:
                          f"{get(config, 'netuid')} ({get(config, 'subtensor.network')}); register it first")
     sock = bind_socket(get(config, "axon.ip"), get(config, "axon.port"))
     port = sock.getsockname()[1]
+    metrics_sock = metrics_port.bind(config, get(config, "axon.port"), port)   # before the model loads
     backend = backend_cls(config)
     ext_ip, ext_port = published_ip(config), get(config, "axon.external_port") or port
     try:
@@ -161,7 +193,7 @@ def run(config) -> int:
     log.info("miner uid %d (%s) backend %s listening on %s:%d, published %s:%d", uid, hotkey,
              get(config, "backend"), get(config, "axon.ip"), port, ext_ip, ext_port)
     try:
-        asyncio.run(serve(config, backend, hotkey, chain, metagraph, sock))
+        asyncio.run(serve(config, backend, hotkey, chain, metagraph, sock, metrics_sock))
     except KeyboardInterrupt:
         pass
     return 0
@@ -171,9 +203,11 @@ def settings_check(config) -> None:
     """What one flag's range cannot say (each flag's own range is checked by argparse)."""
     if get(config, "neuron.reserved_connections") >= get(config, "neuron.max_connections"):
         raise UsageError("--neuron.reserved_connections must be < --neuron.max_connections")
+    metrics_port.check(config, get(config, "axon.port"))
 
 
-async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.socket) -> None:
+async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.socket,
+                metrics_sock: socket.socket | None = None) -> None:
     import uvicorn
 
     from ..protocol.connections import Admission, ConnectionGuard, ConnectionLimits, guarded_protocol
@@ -200,10 +234,13 @@ async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.soc
                                            timeout_graceful_shutdown=3, http=guarded_protocol(guard),
                                            timeout_keep_alive=limits.keepalive_timeout))
     refresher = asyncio.create_task(view.run())
+    metrics_task = await metrics_port.serve(metrics_sock, app.state.chat.metrics.attach(guard, admitted).collector)
     try:
         await server.serve(sockets=[sock])
     finally:
         refresher.cancel()
+        if metrics_task is not None:
+            metrics_task.cancel()
         close = getattr(backend, "aclose", None)
         if close is not None:
             await close()

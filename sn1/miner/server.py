@@ -3,8 +3,8 @@
 ``POST /v1/chat/completions`` (docs/protocol.md), checked in this order, each
 refusal before any work: btauth/1 headers present (401), body size while
 reading it (413), the whole body within ``body_timeout`` (408), signature /
-freshness / replay / receiver (401), caller registered and, if required,
-holding a validator permit (403), body valid (400/422), a generation slot
+freshness / replay / receiver (401), caller registered and, for LLM
+backends, a validator that could pay for the work (403, see ``caller_refusal``), body valid (400/422), a generation slot
 (429 when the line is full). Then the backend's async generator is streamed: the
 first piece goes out alone, at once (time to first token is what a reader sees),
 then pieces are batched up to ``streaming_batch_size`` or until the batch has
@@ -38,6 +38,7 @@ from ..protocol.auth import AuthError, has_auth_headers, verify_headers
 from ..protocol.request import MAX_REQUEST_BYTES, RequestError, parse_request, parse_timeout_header
 from ..protocol.wire import (CHAT_PATH, DONE, HEALTH_PATH, TIMEOUT_HEADER, ChunkEncoder,
                              encode_completion, encode_error)
+from .metrics import MinerMetrics
 from .priority import PriorityGate, QueueFull
 
 log = logging.getLogger("sn1.miner")
@@ -61,6 +62,11 @@ class MinerSettings:
     max_timeout: float = 60.0           # the deadline when a caller names none, and the upper bound
     allow_non_registered: bool = False
     force_validator_permit: bool = False
+    # Who may have work done (README "Where we differ"): None = the backend decides (every
+    # backend but the test miners serves validators only).
+    validators_only: bool | None = None
+    min_stake: float = 1000.0           # a caller's stake must be at least this ...
+    max_weights_age: int = 7200         # ... and its last weights at most this many blocks old (a day)
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
     # Operator overrides: when set they win over the request's fields.
     max_tokens: int | None = None       # also caps a request's max_tokens
@@ -80,7 +86,43 @@ class MinerSettings:
         s.system_prompt = prompt or None
         s.allow_non_registered = bool(get(config, "blacklist.allow_non_registered", False))
         s.force_validator_permit = bool(get(config, "blacklist.force_validator_permit", False))
+        if get(config, "blacklist.allow_non_validators", False):
+            s.validators_only = False
+        elif get(config, "backend", None) in OPEN_BACKENDS:
+            s.validators_only = False       # test miners: any registered hotkey, as before
+        else:
+            s.validators_only = True
+        s.min_stake = float(get(config, "blacklist.min_stake", s.min_stake))
+        s.max_weights_age = int(get(config, "blacklist.max_weights_age", s.max_weights_age))
         return s
+
+
+# Test miners do no paid work: they keep serving any registered hotkey.
+OPEN_BACKENDS = ("echo", "phrase", "mock")
+
+
+def caller_refusal(neuron, block: int, *, min_stake: float, max_weights_age: int) -> str | None:
+    """Why ``neuron`` is not a validator that could pay for this miner's work, or None to serve it.
+
+    A validator permit alone says nothing while a subnet has fewer uids than
+    validator slots (every uid holds one), so the chain must also show stake
+    (at least ``min_stake``) and weights: set within ``max_weights_age``
+    blocks of ``block``, or never set at all (a new validator needs answers
+    before its first weights; its stake is what it risks). A relay that
+    re-signs a validator's request with its own key is neither.
+    """
+    who = f"caller hotkey {neuron.hotkey}"
+    if not neuron.validator_permit:
+        return f"{who} has no validator permit; this miner serves only validators"
+    if not neuron.stake >= min_stake:
+        return (f"{who} holds {neuron.stake:g} stake, less than the {min_stake:g} this miner "
+                f"requires of a validator (--blacklist.min_stake)")
+    weighted = neuron.last_update > neuron.block_at_registration
+    age = block - neuron.last_update
+    if weighted and age > max_weights_age:
+        return (f"{who} last set weights {age} blocks ago, more than the {max_weights_age} this miner "
+                f"allows a validator (--blacklist.max_weights_age)")
+    return None
 
 
 class MetagraphView:
@@ -124,9 +166,16 @@ class MetagraphView:
             if self.own_hotkey and self.own_hotkey not in self.by_hotkey:
                 log.error("this miner's hotkey %s is no longer registered on the subnet", self.own_hotkey)
 
-    async def lookup(self, hotkey: str):
+    @property
+    def block(self) -> int:
+        return getattr(self.metagraph, "block", 0) or 0
+
+    async def lookup(self, hotkey: str, accept=None):
+        """The caller's neuron; an unknown hotkey (or one ``accept(neuron)`` refuses, e.g. a
+        validator that just staked) triggers one early refresh, at most every ``min_refresh`` s."""
         neuron = self.by_hotkey.get(hotkey)
-        if neuron is None and self.chain is not None and \
+        stale = neuron is None or (accept is not None and not accept(neuron))
+        if stale and self.chain is not None and \
                 time.monotonic() - self.last_refresh >= self.min_refresh:
             async with self._lock:
                 if time.monotonic() - self.last_refresh >= self.min_refresh:
@@ -225,11 +274,13 @@ class ChatEndpoint:
         self.nonce_store = nonce_store
         self.model = getattr(backend, "name", type(backend).__name__)
         self.stats = Stats()
+        self.metrics = MinerMetrics(self)
 
     # ---- refusals -------------------------------------------------------------------------
     async def _refuse(self, scope, receive, send, status: int, message: str, field: str | None = None,
                       headers: dict | None = None) -> None:
         self.stats.refused[status] = self.stats.refused.get(status, 0) + 1
+        self.metrics.refused(status, message)
         log.debug("refused %d: %s", status, message)
         await Response(encode_error(status, message, field=field), status_code=status,
                        media_type="application/json", headers=headers)(scope, receive, send)
@@ -307,13 +358,24 @@ class ChatEndpoint:
                                     self_hotkey=self.hotkey, nonce_store=self.nonce_store)
         except AuthError as e:
             return await self._refuse(scope, receive, send, 401, f"{type(e).__name__}: {e}")
-        neuron = await self.view.lookup(caller)
+
+        def not_paying(n):   # why this caller could not be a paying validator, or None
+            return caller_refusal(n, self.view.block, min_stake=s.min_stake,
+                                  max_weights_age=s.max_weights_age)
+
+        neuron = await self.view.lookup(caller, (lambda n: not_paying(n) is None) if s.validators_only else None)
+        self.metrics.identify(neuron, headers)
         if neuron is None and not s.allow_non_registered:
             return await self._refuse(scope, receive, send, 403,
                                       f"caller hotkey {caller} is not registered on this subnet")
         if s.force_validator_permit and not (neuron is not None and neuron.validator_permit):
             return await self._refuse(scope, receive, send, 403,
                                       f"caller hotkey {caller} has no validator permit")
+        if s.validators_only:
+            why = (f"caller hotkey {caller} is not registered; this miner serves only validators"
+                   if neuron is None else not_paying(neuron))
+            if why is not None:
+                return await self._refuse(scope, receive, send, 403, why)
         if neuron is not None and neuron.validator_permit:
             _trust_address(scope)
         try:
@@ -384,6 +446,7 @@ class ChatEndpoint:
                           logprobs=params.logprobs is not None)
         if stream:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        send = self.metrics.watch(send, stream)     # notes when the first chunk is written
         pump = asyncio.ensure_future(gen.run(send))
         error = None
         try:
@@ -407,6 +470,7 @@ class ChatEndpoint:
                 except (asyncio.CancelledError, Exception):
                     pass
         self.stats.served += 1
+        self.metrics.generated(finish, gen.n, t_arrival, send, error)
         elapsed = time.monotonic() - t_arrival
         log.info("uid %s (%s): %d tokens in %.2fs, %s", uid, caller[:8], gen.n, elapsed, finish)
         if finish == "disconnect":

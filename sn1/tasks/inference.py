@@ -6,14 +6,17 @@ the miner's tokens (sn1.verify). The prompt is a persona's request built from
 the offline material (no LLM needed) or a plain instruction about a topic.
 
 ``extra["request"]`` holds everything the validator sends and checks: model,
-messages, seed, temperature, top_k, top_p, max_tokens, top_logprobs.
+messages, seed, temperature, top_k, top_p, max_tokens, top_logprobs. Each
+queried uid gets its own copy with its own seed (``requests_for``): one
+computation answers one uid only.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 import time
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ..datasets import Context, Dataset, DatasetError, default_datasets
 from ..llm.base import DEFAULT_SYSTEM_PROMPT
@@ -75,3 +78,27 @@ def build_inference_task(rng: random.Random, *, datasets: Mapping[str, Dataset] 
                  "challenge": round(time.perf_counter() - t1, 4)},
         extra={"request": request},
     )
+
+
+SEED_RANGE = 2**31            # what every engine accepts as a sampling seed
+
+
+def requests_for(request: dict, uids: Sequence[int], rng: random.Random | None = None) -> list[dict]:
+    """One request per uid: the task's request with a seed of its own, distinct within the step.
+
+    The seeds come from the operating system's generator (``secrets``), never
+    from the step's random stream: a miner sees its own seed only and cannot
+    learn another uid's, so an answer computed for one uid (a relay, a copy)
+    is an answer to the wrong request for every other uid. ``rng`` (tests
+    only) replaces the system generator.
+    """
+    draw = rng.randrange if rng is not None else secrets.randbelow
+    seen: set[int] = set()
+    out = []
+    for _ in uids:
+        seed = draw(SEED_RANGE)
+        while seed in seen:
+            seed = draw(SEED_RANGE)
+        seen.add(seed)
+        out.append({**request, "seed": seed})
+    return out

@@ -41,6 +41,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
          help="inference task: alternatives per token miners report")
     flag(parser, n + "inference_threads", type=at_least(1), default=None,
          help="inference task: CPU threads of the verification model (default: llama.cpp's)")
+    flag(parser, n + "proof_window", type=at_least(0), default=3,
+         help="no proof, no pay: a miner's weight is 0 unless one of its last N inference answers "
+              "passed verification (0 turns the rule off; it is off when inference is never asked)")
+    flag(parser, n + "proof_max_age", type=at_least(1), default=1000,
+         help="... and that answer was at most this many of the validator's steps ago")
     flag(parser, n + "moving_average_alpha", type=fraction(), default=0.1,
          help="weight of a new reward in the moving average of scores")
     flag(parser, n + "decay_alpha", type=fraction(), default=0.001,
@@ -70,6 +75,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--axon.ip", default="0.0.0.0", help="address to listen on")
     flag(parser, "--axon.external_ip", default=None, help="ip published on chain")
     flag(parser, "--axon.external_port", type=PORT, default=None, help="port published on chain")
+    from . import metrics
+
+    metrics.add_args(parser)     # --metrics.port, --metrics.host, --metrics.top_uids
     flag(parser, "--wandb.off", action="store_true", help="no Weights & Biases logging")
     flag(parser, "--wandb.offline", action="store_true", help="log to wandb files only")
     flag(parser, "--wandb.project_name", default="alpha-validators", help="W&B project")

@@ -41,7 +41,18 @@ def task_options(config) -> dict:
 
 def query_args(task) -> tuple[list[dict], GenParams, str]:
     """(messages, params, model) to send for an inference task."""
-    r = task.extra["request"]
+    return request_args(task.extra["request"])
+
+
+def requests_for(task, uids) -> list[dict]:
+    """The request each uid is sent: the task's, with a seed of its own (sn1.tasks.inference)."""
+    from ..tasks.inference import requests_for as per_uid
+
+    return per_uid(task.extra["request"], uids)
+
+
+def request_args(r: dict) -> tuple[list[dict], GenParams, str]:
+    """(messages, params, model) of one request dict."""
     params = GenParams(max_tokens=r["max_tokens"], temperature=r["temperature"], top_k=r["top_k"],
                        top_p=r["top_p"], seed=r["seed"], logprobs=r["top_logprobs"])
     return r["messages"], params, r["model"]
@@ -53,7 +64,15 @@ def policy_for(task) -> Policy:
                   max_tokens=r["max_tokens"], top_logprobs=r["top_logprobs"])
 
 
-def score(verifier: Verifier, task, results) -> StepVerification:
-    """Blocking (forward passes): every miner's answer verified, rewards with the timing factor."""
+def score(verifier: Verifier, task, results, requests: list[dict] | None = None) -> StepVerification:
+    """Blocking (forward passes): every miner's answer verified, rewards with the timing factor.
+
+    ``requests[i]`` is the request ``results[i]``'s miner was sent (``requests_for``: the
+    task's request with that uid's own seed); None: every miner was sent the task's.
+    Today's verifier checks the logprobs against the shared messages and policy (the seed
+    is not part of them); a seed-replaying verifier checks each answer against its own.
+    """
+    if requests is not None and len(requests) != len(results):
+        raise ValueError(f"{len(results)} results but {len(requests)} requests")
     return verify_step(verifier, task.extra["request"]["messages"], policy_for(task),
                        [Submission.of(r) for r in results])

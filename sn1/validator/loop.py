@@ -23,12 +23,14 @@ from .. import __spec_version__, __version__
 from ..chain import Chain, ChainError, Metagraph, connect, load_wallet
 from ..config import expand, get
 from ..errors import UsageError, one_line
+from ..protocol import metrics as metrics_port
 from . import inference
 from . import scores as scores_mod
 from . import state as state_mod
 from .events import EventLog, WandbLog
+from .metrics import ValidatorMetrics
 from .uids import sample_uids
-from .weights import process_weights
+from .weights import process_weights, proof_gate
 
 log = logging.getLogger("sn1.validator")
 
@@ -95,6 +97,7 @@ class Validator:
     weights_backoff: Backoff = field(default_factory=Backoff)
     last_sync: float = 0.0
     stopping: bool = False
+    metrics: ValidatorMetrics = field(default_factory=ValidatorMetrics)
 
     # ---- task -------------------------------------------------------------------------
     def pick_task_name(self, rng: random.Random) -> str:
@@ -141,16 +144,23 @@ class Validator:
         messages = [{"role": "user", "content": task.challenge}]
         params = GenParams(max_tokens=get(self.config, "neuron.query_max_tokens"))
         model = None
+        requests = None
         if task.name == "inference":     # logprobs asked for, answers verified (sn1.verify)
-            messages, params, model = inference.query_args(task)
-        results = await client.query([mg.neurons[u] for u in uids], messages, params,
-                                     timeout=get(self.config, "neuron.timeout"), model=model)
+            # each uid its own seed: one computation answers one uid only
+            requests = inference.requests_for(task, uids)
+            results = await client.query_each([mg.neurons[u] for u in uids],
+                                              [inference.request_args(r) for r in requests],
+                                              timeout=get(self.config, "neuron.timeout"))
+        else:
+            results = await client.query([mg.neurons[u] for u in uids], messages, params,
+                                         timeout=get(self.config, "neuron.timeout"), model=model)
         t_query = time.monotonic()
 
         completions = [r.completion for r in results]
         if task.name == "inference":
             self.verifier = self.verifier or inference.make_verifier(self.config)
-            rewards = await asyncio.to_thread(inference.score, self.verifier, task, results)
+            rewards = await asyncio.to_thread(inference.score, self.verifier, task, results, requests)
+            self.state.record_proofs(uids, [v.ok for v in rewards.verdicts])   # no proof, no pay
         else:
             rewards = await asyncio.to_thread(_score_step, task, completions)
         t_score = time.monotonic()
@@ -183,8 +193,11 @@ class Validator:
             "time_to_first_chunk": [r.time_to_first_chunk for r in results],
             "chunk_times": [r.chunk_times for r in results],
             "truncated": [r.truncated for r in results],
+            "scores": [float(self.state.scores[u]) for u in uids],   # after this step (sn1 leaderboard)
             **rewards.to_event(),      # "rewards" (totals), then every model's raw/normalised/timings
         }
+        if requests is not None:
+            event["seeds"] = [r["seed"] for r in requests]     # the seed each uid was sent
         return event
 
     # ---- between steps ----------------------------------------------------------------
@@ -217,21 +230,28 @@ class Validator:
             if not self.should_set_weights(block):
                 return False
             hp = await asyncio.to_thread(self.chain.hyperparams)
-            uids, weights = process_weights(self.state.scores, hp)
+            uids, weights = process_weights(self.paid_scores(), hp)
             if not uids:
                 return False
             await asyncio.wait_for(
                 asyncio.to_thread(self.chain.set_weights, self.wallet, uids, weights, __spec_version__),
                 timeout=120)
         except Exception as e:   # a flaky chain or SDK: retry later, never stop the loop
+            self.metrics.chain_error("set_weights")
             delay = self.weights_backoff.failed()
             log.warning("set_weights failed (%d in a row), retrying in %.0fs: %s",
                         self.weights_backoff.failures, delay, e or type(e).__name__)
             return False
         self.weights_backoff.succeeded()
+        self.metrics.weights_set()
         self.state.last_weights_block = block
         log.info("set weights at block %d on %d uids (version_key %d)", block, len(uids), __spec_version__)
         return True
+
+    def paid_scores(self) -> np.ndarray:
+        """The scores weights are set from: zero for a miner without a recent proof of work
+        (``--neuron.proof_window``; off when the inference task is never run)."""
+        return proof_gate(self.config, self.state)
 
     def save(self) -> None:
         state_mod.save(self.folder, self.state)
@@ -320,6 +340,8 @@ async def run(config) -> int:
     from .memory import release_native_memory
 
     v = await setup(config)
+    metrics_sock = metrics_port.bind(config, None if get(config, "neuron.axon_off") else get(config, "axon.port"))
+    metrics_task = await metrics_port.serve(metrics_sock, v.metrics.attach(v).collector)   # before models load
     sock = None
     if not get(config, "neuron.axon_off"):
         from .endpoint import bind
@@ -372,8 +394,10 @@ async def run(config) -> int:
             for out in outcomes:
                 if isinstance(out, BaseException):
                     log.error("step failed: %s: %s", type(out).__name__, out)
+                    v.metrics.step_failed()
                 elif out is not None:
                     log.info(_summary(out))
+                    v.metrics.step(out)
                     await asyncio.to_thread(v.record, out)
             try:
                 interval = get(config, "neuron.sync_interval") or 0
@@ -381,6 +405,7 @@ async def run(config) -> int:
                     await v.resync()
             except Exception as e:   # keep going on the last metagraph
                 log.warning("metagraph sync failed, keeping the last one: %s", e)
+                v.metrics.chain_error("metagraph")
             await v.maybe_set_weights()
             await asyncio.to_thread(v.save)
             await asyncio.to_thread(release_native_memory)   # RSS flat over hours (memory.py)
@@ -391,5 +416,7 @@ async def run(config) -> int:
     v.wandb.close()
     if server_task is not None:
         server_task.cancel()
+    if metrics_task is not None:
+        metrics_task.cancel()
     log.info("stopped after step %d; state in %s", v.state.step, v.folder)
     return 0

@@ -1,8 +1,8 @@
 """The validator side of the protocol (what Dendrite was): stream one question to many miners.
 
 ``MinerClient`` holds one httpx connection pool for all miners; ``query``
-sends the same signed body to every target at once and returns one
-``MinerResult`` per target, in order. Per miner:
+sends the same signed body to every target at once (``query_each``: a
+request per target) and returns one ``MinerResult`` per target, in order. Per miner:
 
 - its clock starts when its own request headers go on the wire (httpx trace
   hook), so signing, connecting and scheduling on the validator's side never
@@ -143,6 +143,19 @@ class MinerClient:
         lp = params is not None and params.logprobs is not None
         return list(await asyncio.gather(*(self.query_one(n, body, timeout, on_chunk, logprobs=lp)
                                            for n in neurons)))
+
+    async def query_each(self, neurons: Sequence[Target],
+                         requests: Sequence[tuple[list[dict], GenParams | None, str | None]], *,
+                         timeout: float = 10.0,
+                         on_chunk: Callable[[MinerResult, str, float], None] | None = None) -> list[MinerResult]:
+        """Like ``query``, but each target gets its own request ``(messages, params, model)``
+        (the inference task: a seed per uid). Results in the targets' order."""
+        if len(neurons) != len(requests):
+            raise ValueError(f"{len(neurons)} targets but {len(requests)} requests")
+        return list(await asyncio.gather(*(
+            self.query_one(n, body_for(m, p, timeout, model), timeout, on_chunk,
+                           logprobs=p is not None and p.logprobs is not None)
+            for n, (m, p, model) in zip(neurons, requests))))
 
     async def query_one(self, neuron: Target, body: bytes, timeout: float,
                         on_chunk: Callable[[MinerResult, str, float], None] | None = None, *,

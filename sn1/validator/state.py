@@ -1,4 +1,9 @@
-"""The validator's state (step, scores, hotkeys), saved atomically after every step.
+"""The validator's state (step, scores, hotkeys, proofs), saved atomically after every step.
+
+``proofs`` keeps, per miner hotkey, its last inference verdicts as
+``[step, passed]`` pairs (at most ``MAX_PROOFS``): no proof, no pay
+(``proven``; README "Where we differ"). Keyed by hotkey, so a uid taken over
+by a new hotkey starts without proof, and a restart keeps them.
 
 A crash or ``kill -9`` at any moment leaves either the previous or the new
 file, never a torn one: write a temp file in the same folder, fsync, rename.
@@ -16,7 +21,8 @@ import numpy as np
 from ..errors import UsageError
 
 STATE_FILE = "state.json"
-FORMAT = "sn1-validator-state/1"
+FORMAT = "sn1-validator-state/1"      # "proofs" was added later: files without it load with none
+MAX_PROOFS = 64                       # verdicts kept per hotkey (the window can be at most this)
 
 
 @dataclass
@@ -25,6 +31,31 @@ class State:
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     hotkeys: list[str] = field(default_factory=list)
     last_weights_block: int = -1
+    proofs: dict[str, list[list[int]]] = field(default_factory=dict)   # hotkey -> [[step, passed], ...]
+
+    def record_proofs(self, uids, passed) -> None:
+        """The inference verdicts of one step (``uids`` index ``hotkeys``); at the current step."""
+        if len(uids) != len(passed):
+            raise ValueError(f"{len(uids)} uids but {len(passed)} verdicts")
+        for uid, ok in zip(uids, passed):
+            if 0 <= uid < len(self.hotkeys):
+                rec = self.proofs.setdefault(self.hotkeys[uid], [])
+                rec.append([int(self.step), int(bool(ok))])
+                del rec[:-MAX_PROOFS]
+        # Forget hotkeys that left the subnet: the record stays as big as the subnet.
+        if len(self.proofs) > len(self.hotkeys):
+            keep = set(self.hotkeys)
+            self.proofs = {h: r for h, r in self.proofs.items() if h in keep}
+
+    def proven(self, window: int, max_age: int) -> np.ndarray:
+        """Per uid: True if one of its last ``window`` inference verdicts passed and was at most
+        ``max_age`` steps ago."""
+        out = np.zeros(len(self.hotkeys), dtype=bool)
+        for uid, hk in enumerate(self.hotkeys):
+            rec = self.proofs.get(hk)
+            if rec:
+                out[uid] = any(ok and self.step - step <= max_age for step, ok in rec[-window:])
+        return out
 
     def to_json(self) -> dict:
         return {
@@ -33,6 +64,7 @@ class State:
             "scores": [float(x) for x in self.scores],
             "hotkeys": list(self.hotkeys),
             "last_weights_block": self.last_weights_block,
+            "proofs": {h: [list(p) for p in r] for h, r in self.proofs.items()},
         }
 
 
@@ -95,8 +127,10 @@ def load(folder: str) -> State | None:
         hotkeys = [str(h) for h in d["hotkeys"]]
         if len(scores) != len(hotkeys):
             raise ValueError("scores and hotkeys differ in length")
+        proofs = {str(h): [[int(step), int(bool(ok))] for step, ok in r][-MAX_PROOFS:]
+                  for h, r in (d.get("proofs") or {}).items()}
         return State(step=int(d["step"]), scores=scores, hotkeys=hotkeys,
-                     last_weights_block=int(d.get("last_weights_block", -1)))
+                     last_weights_block=int(d.get("last_weights_block", -1)), proofs=proofs)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"validator state {path} is not a valid SN1 state file ({e}); "
                          f"move it away to start fresh") from None

@@ -17,6 +17,7 @@ from ..chain.base import Hyperparams
 from ..chain.yuma import normalize_max_weight
 
 SHARPEN = 3.0
+MAX_WINDOW = 64            # sn1.validator.state.MAX_PROOFS: verdicts kept per miner
 
 
 def process_weights(scores: np.ndarray, hp: Hyperparams, sharpen: float = SHARPEN) -> tuple[list[int], list[float]]:
@@ -42,3 +43,25 @@ def process_weights(scores: np.ndarray, hp: Hyperparams, sharpen: float = SHARPE
         nonzero = np.arange(n)
     w = normalize_max_weight(s[nonzero], hp.max_weight_limit)
     return nonzero.tolist(), w.tolist()
+
+
+def proof_gate(config, state) -> np.ndarray:
+    """No proof, no pay (README "Where we differ"): the validator's scores with every miner zeroed
+    that has not passed inference verification in one of its last ``--neuron.proof_window``
+    inference answers, ``--neuron.proof_max_age`` steps at most. The scores themselves are kept:
+    a miner that proves again is paid for its text answers at once.
+
+    Off (the scores unchanged) with a window of 0 or when the inference task is never asked
+    (nobody could prove anything).
+    """
+    from ..config import get
+
+    scores = np.asarray(state.scores, dtype=np.float64)
+    window = get(config, "neuron.proof_window", 3)
+    tasks, probs = get(config, "neuron.tasks", []) or [], get(config, "neuron.task_p", []) or []
+    asked = any(t == "inference" and p > 0 for t, p in zip(tasks, probs))
+    if not window or not asked:
+        return scores
+    mask = state.proven(min(int(window), MAX_WINDOW), get(config, "neuron.proof_max_age", 1000))
+    return np.where(mask[:len(scores)] if len(mask) >= len(scores) else
+                    np.pad(mask, (0, len(scores) - len(mask))), scores, 0.0)

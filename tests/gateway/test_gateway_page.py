@@ -10,7 +10,9 @@ import pytest
 
 @pytest.fixture(scope="module")
 def gw(subnet):
-    return subnet.start_gateway("llm", ["llm"], "--gateway.first_chunk_timeout", "20", "--gateway.log_content")
+    # Signed as the staked validator: LLM miners serve only validators (README "Where we differ").
+    return subnet.start_gateway("llm", ["llm"], "--gateway.first_chunk_timeout", "20", "--gateway.log_content",
+                                "--wallet.name", "val")
 
 
 @pytest.fixture(scope="module")

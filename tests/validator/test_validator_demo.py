@@ -30,6 +30,10 @@ def test_demo_runs_a_subnet_and_prints_the_leaderboard(tmp_path):
     events = read_events(str(path / "validator" / "events.jsonl"))
     assert [e["step"] for e in events] == list(range(1, 11))
     assert str(path / "validator" / "events.jsonl") in out
+    # It ends with what to do next (issue 20): the subnet is stopped, how to keep it, your own miner.
+    tail = out[out.index("next steps:"):]
+    assert "are stopped now" in tail and "sn1 demo --keep" in tail and "--backend my_miner:MyMiner" in tail
+    assert (path / "leaderboard.html").exists()
 
 
 def test_demo_never_wipes_a_folder_it_did_not_make(tmp_path):

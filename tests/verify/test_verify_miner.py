@@ -25,7 +25,7 @@ def net(tmp_path_factory):
     chain = SandboxChain.init(root / "sandbox", 1, tempo=1000, block_time=0.05)
     wp = root / "wallets"
     caller = make_wallet(wp, "caller")
-    chain.register(caller, stake=100.0)
+    chain.register(caller, stake=1000.0)   # LLM miners serve validators with stake
     common = ["--subtensor.network", "sandbox", "--sandbox.path", str(root / "sandbox"), "--netuid", "1",
               "--wallet.path", str(wp)]
     miners, procs = {}, []
