@@ -11,6 +11,7 @@ samples, the RSS slope after ``--warmup`` minutes (least squares, MB/hour),
 step-time percentiles per quarter of the run, failed steps and tracebacks.
 
     .venv/bin/python benchmarks/soak.py --minutes 60 [--path /tmp/sn1-soak] [--json out.json]
+    .venv/bin/python benchmarks/soak.py --minutes 60 --engine scripted      # many more steps
     .venv/bin/python benchmarks/soak.py --minutes 10 --trace 120     # + tracemalloc diffs
 
 ``--trace N`` runs the validator under tracemalloc and writes, every N
@@ -253,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["validator"]:     # internal: the validator under tracemalloc
         return traced_validator(argv[4:], float(argv[1]), float(argv[2]), argv[3])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, default=60.0, help="how long the validator runs")
+    p.add_argument("--minutes", type=float, default=10.0,
+                   help="how long the validator runs (10 under `make bench`; the recorded soak ran 60)")
     p.add_argument("--path", default="/tmp/sn1-soak", help="folder for the run (wiped at start)")
     p.add_argument("--sample", type=float, default=30.0, help="seconds between RSS samples")
     p.add_argument("--churn", type=float, default=90.0, help="seconds between restarts of one miner")
