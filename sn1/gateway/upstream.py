@@ -32,10 +32,11 @@ Event = tuple[str, "str | None", int]
 class MinerFailure(Exception):
     """``kind``: refused | timeout | connect_error | protocol_error | connection_lost | too_large."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, status: int | None = None):
         super().__init__(message)
         self.kind = kind
         self.message = one_line(message, MAX_MESSAGE)
+        self.status = status          # the miner's HTTP status when it refused
 
 
 @dataclass
@@ -97,7 +98,7 @@ async def open_stream(http: httpx.AsyncClient, signer, endpoint: str, hotkey: st
                                                           content=body, headers=headers), stream=True)
             stream = MinerStream(response, max_bytes, started)
             if response.status_code != 200:
-                raise MinerFailure("refused", await error_message(response))
+                raise MinerFailure("refused", await error_message(response), response.status_code)
             ctype = response.headers.get("content-type", "")
             if not ctype.startswith("text/event-stream"):
                 raise MinerFailure("protocol_error", f"expected text/event-stream, got {ctype or 'nothing'!r}")

@@ -35,7 +35,7 @@ from ..errors import one_line
 from ..llm.base import DEFAULT_SYSTEM_PROMPT, GenParams, piece_tokens
 from ..protocol.http import BodyTooLarge, read_body, wait_disconnect
 from ..protocol.auth import AuthError, has_auth_headers, verify_headers
-from ..protocol.request import RequestError, parse_request, parse_timeout_header
+from ..protocol.request import MAX_REQUEST_BYTES, RequestError, parse_request, parse_timeout_header
 from ..protocol.wire import (CHAT_PATH, DONE, HEALTH_PATH, TIMEOUT_HEADER, ChunkEncoder,
                              encode_completion, encode_error)
 from .metrics import MinerMetrics
@@ -57,7 +57,7 @@ class MinerSettings:
     streaming_interval: float = 0.1     # seconds a started batch may wait for more pieces
     max_concurrent: int = 4
     max_queue: int = 64
-    max_request_bytes: int = 1 << 20
+    max_request_bytes: int = MAX_REQUEST_BYTES   # the gateway forwards no larger body
     body_timeout: float = 5.0           # seconds to receive the whole body (408 beyond)
     max_timeout: float = 60.0           # the deadline when a caller names none, and the upper bound
     allow_non_registered: bool = False

@@ -18,6 +18,14 @@ from .logprobs import MAX_TOP_LOGPROBS
 from .text import replace_surrogates
 
 MAX_TIMEOUT = 3600.0
+# The largest request body a miner reads (its --neuron.max_request_bytes default). The gateway
+# refuses any client body whose forwarded form would be larger, so that what it forwards fits
+# every miner that keeps the default: one number, here, not two that must agree.
+MAX_REQUEST_BYTES = 1 << 20
+# Stop sequences: OpenAI allows up to 4. Each is matched against the text held back at every
+# generated token (50,000 of them cost ~11-48 ms per token), so count and length are bounded.
+MAX_STOP = 4
+MAX_STOP_CHARS = 128
 
 
 class RequestError(Exception):
@@ -91,9 +99,17 @@ class ChatRequest(BaseModel):
     @field_validator("stop")
     @classmethod
     def _valid_stop(cls, v):
-        if v is None or isinstance(v, str):
-            return v if v is None else replace_surrogates(v)
-        return [replace_surrogates(x) for x in v]
+        if v is None:
+            return v
+        items = [v] if isinstance(v, str) else v
+        if len(items) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences, got {len(items)}")
+        for x in items:
+            if not x:
+                raise ValueError("a stop sequence must not be empty")
+            if len(x) > MAX_STOP_CHARS:
+                raise ValueError(f"a stop sequence has at most {MAX_STOP_CHARS} characters, got {len(x)}")
+        return replace_surrogates(v) if isinstance(v, str) else [replace_surrogates(x) for x in v]
 
     @property
     def wants_logprobs(self) -> int | None:

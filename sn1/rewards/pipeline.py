@@ -49,7 +49,12 @@ from sn1.rewards.spec import RewardSpec
 log = logging.getLogger("sn1.rewards")
 
 WEIGHT_TOLERANCE = 1e-6
-MAX_COMPLETION_CHARS = 2 * 1024 * 1024   # longer completions are not scored (0 for every model)
+# Longer completions are not scored (0 for every model). 16 Ki characters are ~4,000 tokens of
+# English, 16 times the 256 tokens the validator asks for by default (SmolLM2 writes ~700 tokens
+# in the default 10 s timeout). The validator reads up to 1 MiB per answer (validator/query.py):
+# scoring 50 such answers took minutes; under this bound every model is linear in the size and a
+# step of 50 completions at the bound scores in about a second (benchmarks/scoring.py --largest).
+MAX_COMPLETION_CHARS = 16 * 1024
 MIN_SHARED_WORDS = 10                    # completions this long that are one text share one reward
 # ... when the 3-grams both hold are this share of the larger set: two answers of SmolLM2 to one
 # question (temperature 0.2, other seeds) shared at most 0.58 of them in 24 tries
@@ -222,7 +227,8 @@ def _run(spec: RewardSpec, penalty: bool, against: str, completions: list[str], 
             errors[i] = f"out of range ({v:g})"
             raw[i] = 0.0
     for i, why in sorted(errors.items()):
-        log.warning("reward %s: completion %d scores 0: %s", key, i, why)
+        if i not in refused:      # those are logged once per step, not once per model
+            log.warning("reward %s: completion %d scores 0: %s", key, i, why)
     return ModelRewards(key, spec.name, spec.weight, penalty, raw, normalize(raw), timings, batch_time, errors)
 
 
@@ -296,6 +302,9 @@ def score(rewards: list[RewardSpec], penalties: list[RewardSpec], reference: str
     reference, challenge, source = _valid_text(reference), _valid_text(challenge), _valid_text(source)
     refused = {i: f"too long ({len(c)} characters > {MAX_COMPLETION_CHARS})"
                for i, c in enumerate(completions) if len(c) > MAX_COMPLETION_CHARS}
+    if refused:
+        log.warning("%d completion(s) over %d characters score 0: %s", len(refused), MAX_COMPLETION_CHARS,
+                    ", ".join(f"{i} ({len(completions[i])})" for i in sorted(refused)[:10]))
     scored = [("" if i in refused else c) for i, c in enumerate(completions)]
     step = StepRewards(total=[0.0] * len(completions))
     # rouge, source_copy and copies each read the completions' words: tokenize each text once

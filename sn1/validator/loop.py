@@ -448,6 +448,8 @@ def _score_step(task, completions: list[str]):
 async def _finish_round(v: Validator, config, queried: list, stop_at: int | None = None) -> None:
     """Score a round's queried steps (together), fold and record them in order, then resync,
     set weights and save. A failed step is logged and skipped."""
+    from .memory import release_native_memory
+
     steps = [q for q in queried if isinstance(q, Queried)]
     scored = iter(await asyncio.gather(*(v.score(q) for q in steps), return_exceptions=True))
     outcomes = []
@@ -476,6 +478,7 @@ async def _finish_round(v: Validator, config, queried: list, stop_at: int | None
         v.metrics.chain_error("metagraph")
     await v.maybe_set_weights(final=v.stopping or (stop_at is not None and v.state.step >= stop_at))
     await asyncio.to_thread(v.save)
+    await asyncio.to_thread(release_native_memory)   # RSS flat over hours (memory.py)
     v.in_flight = [n for n in v.in_flight if n > v.state.step]
     if all(isinstance(o, BaseException) for o in outcomes):
         await asyncio.sleep(1.0)   # don't spin on a persistent failure
