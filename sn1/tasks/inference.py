@@ -6,7 +6,7 @@ the miner's tokens (sn1.verify). The prompt is a persona's request built from
 the offline material (no LLM needed) or a plain instruction about a topic.
 
 ``extra["request"]`` holds everything the validator sends and checks: model,
-messages, seed, temperature, top_k, top_p, max_tokens, top_logprobs. Each
+messages, seed, temperature, top_k, top_p, sampler, max_tokens, top_logprobs. Each
 queried uid gets its own copy with its own seed (``requests_for``): one
 computation answers one uid only.
 """
@@ -27,7 +27,13 @@ from .persona import dress, random_persona
 NAME = "inference"
 DESC = "get an answer from a named model"
 GOAL = "the model's own answer to the following request"
-TEMPERATURES = (0.0, 0.3, 0.7, 1.0)    # 0 is greedy: the strictest check
+# No 0: greedy decoding gives every seed the same answer, so one computation (or a copy of
+# another uid's answer) would answer every uid of the step. The verifier still checks greedy
+# requests (temperature 0) for callers that send them.
+TEMPERATURES = (0.3, 0.7, 1.0)
+# The sampling chain miners must draw with, given the seed (sn1/verify/replay.py replays it);
+# miners that cannot follow it refuse the request (400) instead of failing verification.
+SAMPLER = "llama.cpp/dist-v1"
 TOP_K, TOP_P = 50, 0.95
 
 INSTRUCTIONS = (
@@ -68,7 +74,7 @@ def build_inference_task(rng: random.Random, *, datasets: Mapping[str, Dataset] 
     messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": challenge}]
     model = model or GGUF_NAME.removesuffix(".gguf")    # the embedded model's name (its file's stem)
     request = {"model": model, "messages": messages, "seed": rng.randrange(2**31),
-               "temperature": rng.choice(TEMPERATURES), "top_k": TOP_K, "top_p": TOP_P,
+               "temperature": rng.choice(TEMPERATURES), "top_k": TOP_K, "top_p": TOP_P, "sampler": SAMPLER,
                "max_tokens": int(max_tokens), "top_logprobs": int(top_logprobs)}
     return Task(
         name=NAME, desc=DESC, goal=GOAL, query=query, reference="", challenge=challenge,

@@ -39,11 +39,6 @@ def task_options(config) -> dict:
             "top_logprobs": get(config, "neuron.inference_top_logprobs", 5)}
 
 
-def query_args(task) -> tuple[list[dict], GenParams, str]:
-    """(messages, params, model) to send for an inference task."""
-    return request_args(task.extra["request"])
-
-
 def requests_for(task, uids) -> list[dict]:
     """The request each uid is sent: the task's, with a seed of its own (sn1.tasks.inference)."""
     from ..tasks.inference import requests_for as per_uid
@@ -51,11 +46,11 @@ def requests_for(task, uids) -> list[dict]:
     return per_uid(task.extra["request"], uids)
 
 
-def request_args(r: dict) -> tuple[list[dict], GenParams, str]:
-    """(messages, params, model) of one request dict."""
+def request_args(r: dict) -> tuple[list[dict], GenParams, str, str | None]:
+    """(messages, params, model, sampler) of one request dict."""
     params = GenParams(max_tokens=r["max_tokens"], temperature=r["temperature"], top_k=r["top_k"],
                        top_p=r["top_p"], seed=r["seed"], logprobs=r["top_logprobs"])
-    return r["messages"], params, r["model"]
+    return r["messages"], params, r["model"], r.get("sampler")
 
 
 def policy_for(task, request: dict | None = None) -> Policy:

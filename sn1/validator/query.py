@@ -95,11 +95,11 @@ class MinerResult:
 
 
 def body_for(messages: list[dict], params: GenParams | None, timeout: float,
-             model: str | None = None) -> bytes:
+             model: str | None = None, sampler: str | None = None) -> bytes:
     p = params or GenParams()
     return request_body(messages, stream=True, timeout=timeout, max_tokens=p.max_tokens,
                         temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, seed=p.seed,
-                        stop=p.stop, top_logprobs=p.logprobs, model=model or "sn1")
+                        stop=p.stop, top_logprobs=p.logprobs, model=model or "sn1", sampler=sampler)
 
 
 class MinerClient:
@@ -146,17 +146,18 @@ class MinerClient:
                                            for n in neurons)))
 
     async def query_each(self, neurons: Sequence[Target],
-                         requests: Sequence[tuple[list[dict], GenParams | None, str | None]], *,
+                         requests: Sequence[tuple[list[dict], GenParams | None, str | None, str | None]], *,
                          timeout: float = 10.0,
                          on_chunk: Callable[[MinerResult, str, float], None] | None = None) -> list[MinerResult]:
-        """Like ``query``, but each target gets its own request ``(messages, params, model)``
-        (the inference task: a seed per uid). Results in the targets' order."""
+        """Like ``query``, but each target gets its own request ``(messages, params, model, sampler)``
+        (the inference task: a seed per uid, the sampler that must draw with it). Results in the
+        targets' order."""
         if len(neurons) != len(requests):
             raise ValueError(f"{len(neurons)} targets but {len(requests)} requests")
         return list(await asyncio.gather(*(
-            self.query_one(n, body_for(m, p, timeout, model), timeout, on_chunk,
+            self.query_one(n, body_for(m, p, timeout, model, sampler), timeout, on_chunk,
                            logprobs=p is not None and p.logprobs is not None)
-            for n, (m, p, model) in zip(neurons, requests))))
+            for n, (m, p, model, sampler) in zip(neurons, requests))))
 
     async def query_one(self, neuron: Target, body: bytes, timeout: float,
                         on_chunk: Callable[[MinerResult, str, float], None] | None = None, *,

@@ -48,6 +48,19 @@ def test_each_uid_gets_its_own_seed_and_the_same_request_otherwise():
     assert len({r["seed"] for r in requests_for(base, range(10), Stuck())}) == 10
 
 
+def test_inference_steps_sample_and_name_the_sampler_every_seed_is_replayed_with():
+    """Greedy (temperature 0) gives every seed the same answer: one computation would answer
+    every uid. The validator only asks sampled answers, and names the sampler it replays."""
+    from sn1.tasks.inference import build_inference_task
+    from sn1.verify.replay import SAMPLER
+
+    rng = random.Random(5)
+    reqs = [build_inference_task(rng).extra["request"] for _ in range(60)]
+    assert min(r["temperature"] for r in reqs) > 0
+    assert len({r["temperature"] for r in reqs}) >= 2
+    assert {r["sampler"] for r in reqs} == {SAMPLER}
+
+
 def _state(n=3, step=10):
     return state_mod.State(step=step, scores=np.zeros(n), hotkeys=[f"h{i}" for i in range(n)])
 
