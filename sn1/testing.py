@@ -108,3 +108,24 @@ def stop_processes(procs, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def headless_chromium(width: int, height: int):
+    """A selenium driver on the system's chromium (headless; nothing downloaded); the caller
+    quits it. None when chromium or chromium-driver is not installed (`make test` installs them)."""
+    import shutil
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        return None
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={width},{height}"):
+        opts.add_argument(arg)
+    b = webdriver.Chrome(service=Service(driver), options=opts)
+    b.set_page_load_timeout(30)
+    return b

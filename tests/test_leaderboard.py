@@ -196,19 +196,11 @@ def test_watch_prints_the_board_when_the_first_steps_arrive_and_stops_on_ctrl_c(
 
 @pytest.fixture
 def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("chromium and chromium-driver are not installed (`make test` installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from sn1.testing import headless_chromium
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1000,1600"):
-        opts.add_argument(arg)
-    b = webdriver.Chrome(service=Service(driver), options=opts)
-    b.set_page_load_timeout(30)
+    b = headless_chromium(1000, 1600)
+    if b is None:
+        pytest.skip("chromium and chromium-driver are not installed (`make test` installs them)")
     yield b
     b.quit()
 

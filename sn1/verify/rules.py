@@ -206,20 +206,16 @@ def check(rows: np.ndarray, ids: list[int], reported: list[float], alt_ids: list
         return _replayed(rows, ids, reported, alt_ids, alt_lps, finish, eog, p, stats)
 
     # 4. end
-    if finish == "length":
-        if n != p.max_tokens:
-            return fail("end", f"finish_reason length after {n} tokens, max_tokens is {p.max_tokens}", **stats)
-    elif finish == "stop":
-        if n >= p.max_tokens:
-            return fail("end", f"finish_reason stop at {n} tokens, past max_tokens {p.max_tokens}", **stats)
+    bad_end = _end_claim(n, finish, p, stats)
+    if bad_end is not None:
+        return bad_end
+    if finish == "stop":
         last = rows[n]
         eos = max(eog, key=lambda i: last[i])
         bad = _implausible(last[None, :], last[eos:eos + 1], p)
         if bad is not None:
             return fail("end", f"stopped after {n} tokens where the model would go on "
                                f"(end of text {bad[1]})", **stats)
-    else:
-        return fail("end", f"the answer did not finish (finish_reason {finish!r})", **stats)
 
     # 5. typical
     z = None
@@ -235,9 +231,8 @@ def check(rows: np.ndarray, ids: list[int], reported: list[float], alt_ids: list
     return Verdict(True, "", "", z=z, **stats)
 
 
-def _replayed(rows, ids, reported, alt_ids, alt_lps, finish, eog, p: Policy, stats: dict) -> Verdict:
-    """Rules 4-5 with a seed: the end, then every token against the seeded sampler's draw."""
-    n = len(ids)
+def _end_claim(n: int, finish, p: Policy, stats: dict) -> Verdict | None:
+    """The finish reason against the length: ``length`` only at max_tokens, ``stop`` only before."""
     if finish == "length":
         if n != p.max_tokens:
             return fail("end", f"finish_reason length after {n} tokens, max_tokens is {p.max_tokens}", **stats)
@@ -246,6 +241,15 @@ def _replayed(rows, ids, reported, alt_ids, alt_lps, finish, eog, p: Policy, sta
             return fail("end", f"finish_reason stop at {n} tokens, past max_tokens {p.max_tokens}", **stats)
     else:
         return fail("end", f"the answer did not finish (finish_reason {finish!r})", **stats)
+    return None
+
+
+def _replayed(rows, ids, reported, alt_ids, alt_lps, finish, eog, p: Policy, stats: dict) -> Verdict:
+    """Rules 4-5 with a seed: the end, then every token against the seeded sampler's draw."""
+    n = len(ids)
+    bad_end = _end_claim(n, finish, p, stats)
+    if bad_end is not None:
+        return bad_end
     fixed = []
     for j in range(n):
         f = {int(a): float(v) for a, v in zip(alt_ids[j], alt_lps[j])}

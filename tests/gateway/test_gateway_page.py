@@ -3,7 +3,6 @@ page in a real headless Chromium (Debian's chromium + chromium-driver; `make tes
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
@@ -41,19 +40,11 @@ def test_real_model_streams_through_the_openai_client(gw, key, subnet):
 
 @pytest.fixture
 def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("chromium and chromium-driver are not installed (`make test` installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from sn1.testing import headless_chromium
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=900,700"):
-        opts.add_argument(arg)
-    b = webdriver.Chrome(service=Service(driver), options=opts)   # the system driver: nothing downloaded
-    b.set_page_load_timeout(30)
+    b = headless_chromium(900, 700)
+    if b is None:
+        pytest.skip("chromium and chromium-driver are not installed (`make test` installs them)")
     yield b
     b.quit()
 
