@@ -64,7 +64,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, n + "events_retention_size", type=at_least(1), default=2 * 1024**3,
          help="cap in bytes of the local events log")
     flag(parser, n + "relevance_model", default=None, help="sentence-transformers model for relevance")
-    flag(parser, n + "query_max_tokens", type=at_least(1), default=256, help="max_tokens asked of miners")
+    # An answer scores only up to rewards.pipeline.MAX_COMPLETION_CHARS (16 Ki characters, bounded
+    # scoring work); 2048 tokens stay well under it, so an honest answer is never cut off by size.
+    flag(parser, n + "query_max_tokens", type=Bounded(int, 1, 2048, note="answers score up to 16 Ki characters"),
+         default=256, help="max_tokens asked of miners")
     flag(parser, n + "max_steps", type=at_least(0), default=0,
          help="steps to run in this process, then stop (0 = run forever); the step counter itself "
               "continues across restarts")
