@@ -266,6 +266,7 @@ class FreeRider:
 
     name = "free_rider"
     supports_logprobs = True          # whatever the honest miner can prove, it forwards
+    samplers = ("llama.cpp/dist-v1",)  # and it claims the sampler the honest miner runs
     model_name = None                 # any model: it is not the one running it
 
     def __init__(self, config):
