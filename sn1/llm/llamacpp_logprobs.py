@@ -240,6 +240,30 @@ class TeacherForcer:
             rows = llm.scores[len(prompt) - 1: len(prompt) + len(completion), :]
             return log_softmax(rows)
 
+    def logprobs_stepwise(self, prompt: list[int], completion: list[int]) -> np.ndarray:
+        """``logprobs`` computed as a miner decodes: the completion one token per pass. The rows
+        then equal the miner's own (batched passes use other kernels: up to ~0.2 nat apart);
+        n passes, so only for the few answers whose verdict hangs on that difference."""
+        if len(prompt) + len(completion) > self.n_ctx:
+            raise LLMError(f"prompt + completion are {len(prompt) + len(completion)} tokens, more than "
+                           f"the verifier's context of {self.n_ctx}")
+        if not prompt:
+            raise LLMError("teacher forcing needs a prompt")
+        self._check_ids("prompt", prompt)
+        self._check_ids("completion", completion)
+        llm = self.llm
+        with self._lock:
+            if self._prompt != prompt:
+                llm.reset()
+                llm.eval(prompt)
+                self._prompt = list(prompt)
+            else:
+                llm.n_tokens = len(prompt)
+            for t in completion:
+                llm.eval([t])
+            rows = llm.scores[len(prompt) - 1: len(prompt) + len(completion), :]
+            return log_softmax(rows)
+
     # ---- batched -------------------------------------------------------------------------
     def logprobs_many(self, prompt_ids: list[int], seqs: list[list[int]]) -> list[np.ndarray]:
         """``[logprobs(prompt_ids, s) for s in seqs]`` (float32 rows) in batched passes.

@@ -204,3 +204,19 @@ def replay(rows: np.ndarray, ids: list[int], fixed: list[dict[int, float]], fini
         if why is not None:
             return n, f"stopped after {n} tokens where the seeded sampler goes on (end of text {why})"
     return None
+
+
+def end_drawn(row: np.ndarray, eog, *, seed: int, n: int, temperature: float, top_k: int,
+              top_p: float, min_p: float = MIN_P) -> bool:
+    """Whether the seeded sampler draws an end-of-generation token after ``n`` tokens on exactly
+    these logits (no slack). ``row``: the distribution after the last token, as the miner's
+    one-token decode computes it (``TeacherForcer.logprobs_stepwise``): the slack the batched
+    rows need would otherwise let a cut where the model goes on pass as a finished answer."""
+    u = None
+    if temperature > 0:
+        rng = Mt19937Stream(seed)
+        for _ in range(n):
+            rng.next()
+        u = rng.next()
+    return check_position(row, set(int(e) for e in eog), {}, u, temperature=temperature, top_k=top_k,
+                          top_p=top_p, eps=0.0, nucleus_slack=0.0, min_p=min_p) is None

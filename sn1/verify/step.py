@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..llm.base import LLMError
 from ..protocol.text import clean_text, decode_utf8
+from .replay import end_drawn
 from .rules import Policy, Verdict, check, fail
 from .speed import timing_factors
 
@@ -137,6 +138,27 @@ def _prepare(table, sub: Submission, policy: Policy) -> "_Prepared | Verdict":
 def _judge(prep: _Prepared, rows, sub: Submission, policy: Policy, eog) -> Verdict:
     return check(rows, prep.ids, [t.logprob for t in sub.logprobs], prep.alt_ids, prep.alt_lps,
                  sub.finish_reason, eog, policy)
+
+
+def _exact_end(forcer, prompt_ids: list[int], prep: "_Prepared", policy: Policy, eog) -> Verdict | None:
+    """The end of a seeded "stop" answer judged on the miner's own arithmetic (one token per
+    pass: rows equal to the miner's), or None if it holds.
+
+    A truncated answer passed off as finished must not pass on the batched rows' slack: at the
+    end the miner reports no logprobs to pin the values, so every token there would get the
+    whole tolerance, and the batched rows alone (up to ~0.2 nat off) can flip the draw either
+    way. Costs one pass per answer token, for answers that stopped before max_tokens only."""
+    stepwise = getattr(forcer, "logprobs_stepwise", forcer.logprobs)
+    try:
+        rows = stepwise(prompt_ids, prep.ids)
+    except LLMError as e:
+        return fail("length", str(e))
+    n = len(prep.ids)
+    if end_drawn(rows[n], eog, seed=int(policy.seed), n=n, temperature=policy.temperature,
+                 top_k=policy.top_k, top_p=policy.top_p, min_p=policy.min_p):
+        return None
+    return fail("end", f"stopped after {n} tokens where the seeded sampler goes on "
+                       "(checked on the miner's one-token arithmetic)")
 
 
 def _rows_iter(forcer, prompt_ids: list[int], seqs: list[list[int]]):
@@ -274,10 +296,15 @@ def verify_step(verifier: Verifier, messages, policy, subs: list[Submission]) ->
             prompts[pkey] = forcer.prompt_tokens(convs[i])
         todo.setdefault(pkey, []).append((i, prep))
     for pkey, items in todo.items():
+        exact_end = []
         for j, r in _rows_iter(forcer, prompts[pkey], [prep.ids for _, prep in items]):
             i, prep = items[j]
             verdicts[i] = fail("length", str(r)) if isinstance(r, LLMError) else \
                 _judge(prep, r, subs[i], policies[i], table.eog)
+            if verdicts[i].ok and subs[i].finish_reason == "stop" and policies[i].replays:
+                exact_end.append((i, prep))
+        for i, prep in exact_end:
+            verdicts[i] = _exact_end(forcer, prompts[pkey], prep, policies[i], table.eog) or verdicts[i]
     for i, sub in enumerate(subs):
         if verdicts[i] is None:
             verdicts[i] = verdicts[seen[(_key(sub), policies[i], repr(convs[i]))]]

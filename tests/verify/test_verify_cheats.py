@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -175,3 +176,22 @@ def test_unreadable_proof_is_a_protocol_error(entry, why):
     # json.dumps writes NaN as the bare word NaN, which Python's reader accepts: the check is ours.
     with pytest.raises(ProtocolError, match=why):
         decode_chunk_with_logprobs(_payload(entry))
+
+
+@pytest.mark.parametrize("temperature", [0.3, 1.0])
+def test_no_cut_of_an_honest_answer_passes_as_finished(parts, temperature):
+    """At the end the miner reports no logprobs, so the batched rows' slack covers every token
+    there; a cut must still fail wherever the seeded sampler went on. Every chunk boundary of
+    honest answers (several seeds) is tried as a claimed stop: none may pass, the whole answer does."""
+    engine, verifier = parts
+    cuts = 0
+    for seed in range(1, 7):
+        honest = read(wire(LlamaCppMiner(config(), engine), params(temperature, seed)))
+        chunks = chunks_of(honest)
+        subs = [honest] + [replace(rebuilt(honest, chunks[:c]), finish_reason="stop") for c in range(1, len(chunks))]
+        step = verify_step(verifier, MSGS, policy(temperature, seed), subs)
+        assert step.verdicts[0].ok, step.verdicts[0].reason
+        for c, v in enumerate(step.verdicts[1:], 1):
+            assert not v.ok and v.rule in ("end", "sampler"), (seed, c, subs[c].completion)
+        cuts += len(subs) - 1
+    assert cuts >= 20
