@@ -9,8 +9,9 @@ do the work it is asked for. ``--neuron.cheat`` picks how:
 - ``other_seed``: the right prompt, sampled with another seed - what a relay of
   another miner's answer (made for that miner's seed) looks like;
 - ``fabricate``: the honest text, with made-up logprobs;
-- ``truncate``: the honest tokens and logprobs, cut at half ``max_tokens`` and
-  passed off as finished;
+- ``truncate``: the honest tokens and logprobs, cut at half ``max_tokens`` (or,
+  for an answer that ends sooner, before its last piece: a cut where the model went
+  on) and passed off as finished;
 - ``word``: the honest answer with one token (the sixth or the first after it)
   swapped for another word;
 - ``late``: the honest text streamed without proof, all its logprobs sent
@@ -59,6 +60,15 @@ class CheatMiner(LlamaCppMiner):
         swapped = False
         held: list[TokenLogprob] = []
         last: str | None = None
+        if mode == "truncate":
+            # The whole honest answer first: a cut at its own end would be the honest answer.
+            pieces = [p async for p in super().generate(messages, params)]
+            for piece in pieces[:-1]:
+                yield piece
+                n += max(1, len(getattr(piece, "logprobs", ())))
+                if n >= max(1, params.max_tokens // 2):
+                    return
+            return
         async for piece in super().generate(messages, params):
             tokens = list(getattr(piece, "logprobs", ()))
             n += max(1, len(tokens))
@@ -78,7 +88,5 @@ class CheatMiner(LlamaCppMiner):
                 last = str(piece)
                 continue
             yield piece
-            if mode == "truncate" and n >= max(1, params.max_tokens // 2):
-                return
         if mode == "late" and last is not None:
             yield Piece(last, held)          # all the proof at the end, with the last piece
