@@ -217,9 +217,13 @@ class TeacherForcer:
             if not isinstance(t, (int, np.integer)) or not 0 <= t < n:
                 raise LLMError(f"{what}: token {j} is {t!r}, not a token id of the model (0-{n - 1})")
 
-    def logprobs(self, prompt: list[int], completion: list[int]) -> np.ndarray:
+    def logprobs(self, prompt: list[int], completion: list[int], *, stepwise: bool = False) -> np.ndarray:
         """(len(completion) + 1, n_vocab) log-probabilities: row j is the model's distribution
-        for completion token j; the last row is the one after the last token."""
+        for completion token j; the last row is the one after the last token.
+
+        ``stepwise``: the completion one token per pass, as a miner decodes: the rows then equal
+        the miner's own (a pass over many tokens uses other kernels: up to ~0.2 nat apart); n
+        passes, so only for the few answers whose verdict hangs on that difference."""
         if not prompt:
             raise LLMError("teacher forcing needs a prompt")
         if len(prompt) + len(completion) > self.n_ctx:
@@ -235,34 +239,13 @@ class TeacherForcer:
                 self._prompt = list(prompt)
             else:
                 llm.n_tokens = len(prompt)      # eval() drops the KV cache past this point
-            if completion:
-                llm.eval(completion)
+            for part in ([[t] for t in completion] if stepwise else [completion] if completion else []):
+                llm.eval(part)
             rows = llm.scores[len(prompt) - 1: len(prompt) + len(completion), :]
             return log_softmax(rows)
 
     def logprobs_stepwise(self, prompt: list[int], completion: list[int]) -> np.ndarray:
-        """``logprobs`` computed as a miner decodes: the completion one token per pass. The rows
-        then equal the miner's own (batched passes use other kernels: up to ~0.2 nat apart);
-        n passes, so only for the few answers whose verdict hangs on that difference."""
-        if len(prompt) + len(completion) > self.n_ctx:
-            raise LLMError(f"prompt + completion are {len(prompt) + len(completion)} tokens, more than "
-                           f"the verifier's context of {self.n_ctx}")
-        if not prompt:
-            raise LLMError("teacher forcing needs a prompt")
-        self._check_ids("prompt", prompt)
-        self._check_ids("completion", completion)
-        llm = self.llm
-        with self._lock:
-            if self._prompt != prompt:
-                llm.reset()
-                llm.eval(prompt)
-                self._prompt = list(prompt)
-            else:
-                llm.n_tokens = len(prompt)
-            for t in completion:
-                llm.eval([t])
-            rows = llm.scores[len(prompt) - 1: len(prompt) + len(completion), :]
-            return log_softmax(rows)
+        return self.logprobs(prompt, completion, stepwise=True)
 
     # ---- batched -------------------------------------------------------------------------
     def logprobs_many(self, prompt_ids: list[int], seqs: list[list[int]]) -> list[np.ndarray]:
