@@ -129,3 +129,11 @@ def headless_chromium(width: int, height: int):
     b = webdriver.Chrome(service=Service(driver), options=opts)
     b.set_page_load_timeout(30)
     return b
+
+
+def wait_for_endpoints(chain, uids, timeout: float = 30.0) -> None:
+    """Until every uid has published its endpoint on ``chain`` (AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while any(not chain.metagraph().neurons[u].endpoint for u in uids):
+        assert time.monotonic() < deadline, "miners never served their endpoints"
+        time.sleep(0.1)

@@ -48,10 +48,9 @@ def validator(tmp_path_factory):
                                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             names[uid] = name
             wait_for_port(port, proc=procs[-1])
-        deadline = time.monotonic() + 60
-        while any(not chain.metagraph().neurons[u].endpoint for u in names):
-            assert time.monotonic() < deadline, "miners never served their endpoints"
-            time.sleep(0.1)
+        from sn1.testing import wait_for_endpoints
+
+        wait_for_endpoints(chain, names, 60)
         proc = subprocess.run(
             [sys.executable, "-m", "sn1.cli", "validator", *common, "--wallet.name", "val",
              "--llm.engine", "scripted", "--neuron.axon_off", "--neuron.timeout", "10",

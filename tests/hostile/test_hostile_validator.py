@@ -46,10 +46,9 @@ def test_validator_scores_everyone_while_miners_send_invalid_text(tmp_path):
             uid = chain.register(w)
             chain.serve(w, "127.0.0.1", port)
             kinds[uid] = mode
-        deadline = time.monotonic() + 30
-        while any(not chain.metagraph().neurons[u].endpoint for u in kinds):
-            assert time.monotonic() < deadline, "miners never served their endpoints"
-            time.sleep(0.1)
+        from sn1.testing import wait_for_endpoints
+
+        wait_for_endpoints(chain, kinds, 30)
 
         full = tmp_path / "v"
         proc = subprocess.run(

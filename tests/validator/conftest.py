@@ -53,9 +53,8 @@ def subnet(request, tmp_path, make_wallet, wallet_path):
         wait_for_port(port, proc=proc)
     # Miners publish their endpoint right after they listen.
     import time
-    deadline = time.monotonic() + 30
-    while any(not chain.metagraph().neurons[u].endpoint for u in net.miners):
-        assert time.monotonic() < deadline, "miners never served their endpoints"
-        time.sleep(0.1)
+    from sn1.testing import wait_for_endpoints
+
+    wait_for_endpoints(chain, net.miners, 30)
     yield net
     stop_processes(net.procs)

@@ -198,10 +198,9 @@ def test_validator_queries_the_next_step_while_verifying_and_stops_cleanly(tmp_p
                  *common, "--wallet.name", name, "--wallet.hotkey", "default", "--axon.port", str(port)],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_for_port(port, timeout=120, proc=procs[-1])
-        deadline = time.monotonic() + 30
-        while any(not chain.metagraph().neurons[u].endpoint for u in miners):
-            assert time.monotonic() < deadline, "miners never served their endpoints"
-            time.sleep(0.1)
+        from sn1.testing import wait_for_endpoints
+
+        wait_for_endpoints(chain, miners, 30)
         log = open(tmp_path / "validator.log", "w")
         v = subprocess.Popen(
             [sys.executable, "-m", "sn1.cli", "validator", *common, "--wallet.name", "val",

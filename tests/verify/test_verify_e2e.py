@@ -44,10 +44,9 @@ def net(tmp_path, make_wallet, wallet_path):
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             miners[uid] = name
             wait_for_port(port, timeout=120, proc=procs[-1])
-        deadline = time.monotonic() + 30
-        while any(not chain.metagraph().neurons[u].endpoint for u in miners):
-            assert time.monotonic() < deadline, "miners never served their endpoints"
-            time.sleep(0.1)
+        from sn1.testing import wait_for_endpoints
+
+        wait_for_endpoints(chain, miners, 30)
         yield chain, vuid, miners, common
     finally:
         stop_processes(procs)
