@@ -9,8 +9,10 @@ streamer (the original miner did, and answers interleaved), and a cancelled
 generation stops after the token being computed. ``model.generate`` keeps its
 KV cache per call, so concurrent generations share only the read-only weights.
 
-Seeds are not honoured here: torch's generator is process-wide and would
-couple concurrent requests.
+Answers with logprobs (the inference task) are sampled with llama.cpp's own seeded chain
+(``llama.cpp/dist-v1``, sn1/llm/sampler.py) in a decoding loop of our own, so a validator
+replays them as it replays llama.cpp's; plain text streams use ``model.generate`` (no seed:
+torch's generator is process-wide and would couple concurrent requests).
 
 On CPU (benchmarks/miner_throughput.py --engine hf; README "Run a miner"):
 - a GGUF is de-quantised once and the result kept as safetensors under
@@ -38,6 +40,7 @@ from typing import Iterator
 
 from ..errors import UsageError
 from .base import GenParams, LLMError, Messages, Piece, PieceAssembler
+from .sampler import SAMPLER, Mt19937Stream, draw
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ def _first_line(exc: BaseException) -> str:
 class HFEngine:
     name = "hf"
     logprobs = True     # computed from the raw scores in a decoding loop of our own (_stream_logprobs)
+    samplers = (SAMPLER,)   # that loop draws with llama.cpp's seeded chain (sn1/llm/sampler.py)
 
     def __init__(self, model_id: str | None = None, device: str = "cpu", load_in_8bit: bool = False,
                  load_in_4bit: bool = False, dtype: str | None = None, trust_remote_code: bool = False,
@@ -208,8 +212,9 @@ class HFEngine:
 
     def _stream_logprobs(self, messages: Messages, params: GenParams,
                          cancel: threading.Event) -> Iterator[Piece]:
-        """Token by token with the KV cache: log-softmax of the raw scores, then temperature, top-k,
-        top-p sampling (a per-request torch.Generator seeded with ``params.seed``)."""
+        """Token by token with the KV cache: log-softmax of the raw scores, then llama.cpp's
+        sampling chain with its own ``std::mt19937`` stream seeded with ``params.seed`` (a fresh
+        random seed without one): the answer a llama.cpp miner would draw from these logits."""
         from ..protocol.logprobs import TokenLogprob, TopLogprob
 
         torch = self._torch
@@ -220,8 +225,8 @@ class HFEngine:
         eos = _eos_ids(self.model, self.tokenizer)
         token_bytes = _token_bytes(self.tokenizer)
         k = int(params.logprobs or 0)
-        gen = torch.Generator(device="cpu")
-        gen.manual_seed(params.seed if params.seed is not None else int(torch.randint(0, 2**31, (1,))))
+        seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little")
+        rng = Mt19937Stream(seed) if params.temperature and params.temperature > 0 else None
         past, step_ids = None, ids
         pieces = PieceAssembler()
         with torch.inference_mode():
@@ -231,7 +236,8 @@ class HFEngine:
                 out = self.model(input_ids=step_ids, past_key_values=past, use_cache=True)
                 past = out.past_key_values
                 lp = torch.log_softmax(out.logits[0, -1].float().cpu(), dim=-1)
-                tok = _sample(torch, lp, params, gen)
+                tok = draw(lp.numpy(), rng.next() if rng is not None else None, temperature=params.temperature,
+                           top_k=params.top_k, top_p=params.top_p)
                 if tok in eos:
                     break
                 top = torch.topk(lp, k) if k else None
@@ -284,23 +290,6 @@ def _save_dequantised(model, tokenizer, target: str) -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _sample(torch, lp, params: GenParams, gen) -> int:
-    if not params.temperature or params.temperature <= 0:
-        return int(lp.argmax())
-    logits = lp / params.temperature
-    if params.top_k and 0 < params.top_k < logits.numel():
-        kth = torch.topk(logits, params.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    if params.top_p < 1.0:
-        sorted_p, order = torch.sort(probs, descending=True)
-        drop = torch.cumsum(sorted_p, 0) - sorted_p >= params.top_p     # keep the token crossing top_p
-        probs = probs.clone()
-        probs[order[drop]] = 0.0
-        probs /= probs.sum()
-    return int(torch.multinomial(probs, 1, generator=gen))
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -40,37 +40,9 @@ import math
 
 import numpy as np
 
-SAMPLER = "llama.cpp/dist-v1"
-SAMPLERS = (SAMPLER,)
-MIN_P = 0.05            # llama-cpp-python's create_chat_completion default, part of the chain
+from ..llm.sampler import MIN_P, SAMPLER, SAMPLERS, Mt19937Stream, kept  # noqa: F401 (SAMPLER(S): re-exported)
+
 _U_SLACK = 1e-6         # float32 sums in the sampler vs float64 here
-
-
-class Mt19937Stream:
-    """``std::uniform_real_distribution<double>(0, 1)`` draws of ``std::mt19937(seed)`` (libstdc++)."""
-
-    def __init__(self, seed: int):
-        self._bg = np.random.MT19937(0)
-        self._bg._legacy_seeding(int(seed) % 2**32)     # init_genrand(seed): std::mt19937's seeding
-
-    def next(self) -> float:
-        a, b = self._bg.random_raw(2)
-        r = (float(a) + float(b) * 4294967296.0) / 18446744073709551616.0
-        return min(r, math.nextafter(1.0, 0.0))
-
-
-def _kept(vals: np.ndarray, top_p: float, logmin: float) -> int:
-    """How many of ``vals`` (sorted descending, already cut to top_k) top_p and min_p keep."""
-    n = len(vals)
-    if top_p < 1.0 and n > 1:
-        p = np.exp((vals - vals[0]).astype(np.float32))
-        cs = np.cumsum(p / p.sum(dtype=np.float32), dtype=np.float32)
-        hit = np.nonzero(cs >= np.float32(top_p))[0]
-        if hit.size:
-            n = int(hit[0]) + 1
-    if n > 1:
-        n = max(1, int(np.count_nonzero(vals[:n] >= vals[0] + logmin)))
-    return n
 
 
 def check_position(row: np.ndarray, token: int, fixed: dict[int, float], u: float | None, *,
@@ -136,10 +108,10 @@ def _check_one(j: int, base, lo, up, u, temperature, k, top_p, nucleus_slack, mi
     order_hi = np.sort(up)[::-1][:k]            # most generous values: the longest keep
     order_lo = np.sort(lo)[::-1][:k]
     logmin = math.log(min_p) if min_p > 0 else -np.inf
-    n_max = max(_kept(order_hi, min(1.0, top_p + nucleus_slack), logmin - 2 * _eps_of(up, lo)),
-                _kept(np.sort(base)[::-1][:k], top_p, logmin))
-    n_min = min(_kept(order_lo, max(0.0, top_p - nucleus_slack), logmin + 2 * _eps_of(up, lo)),
-                _kept(np.sort(base)[::-1][:k], top_p, logmin))
+    n_max = max(kept(order_hi, min(1.0, top_p + nucleus_slack), logmin - 2 * _eps_of(up, lo)),
+                kept(np.sort(base)[::-1][:k], top_p, logmin))
+    n_min = min(kept(order_lo, max(0.0, top_p - nucleus_slack), logmin + 2 * _eps_of(up, lo)),
+                kept(np.sort(base)[::-1][:k], top_p, logmin))
     n_min = max(1, n_min)
     if int(surely.sum()) >= n_max:
         return (f"lies outside the sampler's kept set (top_k {k}, top_p {top_p:g}, min_p {min_p:g}): "

@@ -1,4 +1,5 @@
-"""transformers computes logprobs from the raw scores; the llama.cpp verifier accepts its answers.
+"""transformers computes logprobs from the raw scores and draws with llama.cpp's seeded chain;
+the llama.cpp verifier replays its answers.
 
 The same embedded GGUF, de-quantised to float32 by transformers: another engine,
 another numeric path, the same model - the case the tolerances are for.
@@ -11,7 +12,7 @@ import threading
 import pytest
 
 from sn1.llm.base import GenParams
-from sn1.verify import Policy, Submission, Verifier, verify_answer
+from sn1.verify import Policy, Submission, Verifier, verify_step
 
 pytestmark = pytest.mark.slow
 
@@ -26,17 +27,30 @@ def hf():
     return HFEngine()
 
 
-@pytest.mark.parametrize("temperature", [0.0, 0.7])
-def test_hf_logprobs_pass_verification(hf, temperature):
+@pytest.fixture(scope="module")
+def verifier():
+    return Verifier(None, n_threads=1)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7, 1.0])
+def test_hf_answers_are_replayed_with_their_seed(hf, verifier, temperature):
     p = GenParams(max_tokens=16, temperature=temperature, seed=3, logprobs=3)
+    assert hf.samplers == ("llama.cpp/dist-v1",)
     pieces = list(hf.stream(MSGS, p, threading.Event()))
     tokens = [t for piece in pieces for t in piece.logprobs]
     assert 1 <= len(tokens) <= 16 and all(len(t.top) == 3 for t in tokens)
     assert b"".join(t.token for t in tokens).decode() == "".join(pieces)
     if temperature == 0:
         assert all(t.token == t.top[0].token for t in tokens)
-    forcer = Verifier(None, n_threads=1).forcer
+    # The same seed draws the same answer again (the stream is the request's, not the process's).
+    assert [t.token for pc in hf.stream(MSGS, p, threading.Event()) for t in pc.logprobs] == \
+        [t.token for t in tokens]
     sub = Submission("".join(pieces), tokens, "ok", "length" if len(tokens) == 16 else "stop")
-    v = verify_answer(forcer, forcer.prompt_tokens(MSGS), sub,
-                      Policy(temperature=temperature, max_tokens=16, top_logprobs=3))
+    policy = Policy(temperature=temperature, max_tokens=16, top_logprobs=3, seed=3)
+    assert policy.replays
+    v = verify_step(verifier, MSGS, policy, [sub]).verdicts[0]
     assert v.ok, v.reason
+    if temperature > 0:     # made for seed 3, it is not what seed 4's sampler draws
+        other = verify_step(verifier, MSGS, Policy(temperature=temperature, max_tokens=16, top_logprobs=3,
+                                                   seed=4), [sub]).verdicts[0]
+        assert not other.ok and other.rule in ("sampler", "end"), other

@@ -172,6 +172,7 @@ def test_replay_reproduces_llama_cpp_token_for_token():
     from sn1.llm.base import GenParams
     from sn1.llm.embedded import embedded_gguf
     from sn1.llm.llamacpp_logprobs import generate_with_logprobs, prompt_tokens, token_table
+    from sn1.llm.sampler import Mt19937Stream, draw
     from sn1.verify.replay import replay
 
     llm = Llama(model_path=str(embedded_gguf()), n_ctx=512, n_threads=1, n_threads_batch=1,
@@ -194,6 +195,14 @@ def test_replay_reproduces_llama_cpp_token_for_token():
             finish = "length" if len(ids) == 24 else "stop"
             kw = dict(temperature=temp, top_k=50, top_p=0.95, max_tokens=24, eps=0.0, nucleus_slack=0.0)
             assert replay(rows, ids, [{}] * len(ids), finish, table.eog, seed=seed, **kw) is None
+            # The forward sampler other engines use (sn1.llm.sampler.draw) draws the same tokens
+            # from the same logits and the same seed, and the end where llama.cpp ended.
+            rng = Mt19937Stream(seed)
+            drawn = [draw(rows[j], rng.next() if temp > 0 else None, temperature=temp, top_k=50, top_p=0.95)
+                     for j in range(len(ids) + (finish == "stop"))]
+            assert drawn[:len(ids)] == ids
+            if finish == "stop":
+                assert drawn[-1] in table.eog
             # Another seed names other tokens (at temperature 0 there is no draw).
             if temp > 0:
                 assert replay(rows, ids, [{}] * len(ids), finish, table.eog, seed=seed + 100, **kw) is not None
