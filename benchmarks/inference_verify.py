@@ -25,7 +25,7 @@ Issue 17 (seeded sampler replay, proof per chunk) - honest answers are generated
 so they can be verified again after any change to the rules:
 
     .venv/bin/python benchmarks/inference_verify.py --gen DIR --config 1,512 --n 250 --honest_tokens 40 --seed 11
-    (again with --config 1,8 / 1,32 / 2,512 and other seeds: four engine configurations)
+    (again with --config 1,8 / 1,32 / 2,512 / 2,32 and 1,0 (the transformers engine), other seeds)
     .venv/bin/python benchmarks/inference_verify.py --from DIR --honest_tokens 40 --skip cost
         [--per_temp 25] [--live 5] [--skip cheats | honest]
 
@@ -257,18 +257,27 @@ def gen(out_dir: str, threads: int, n_batch: int, n: int, tokens: int, seed: int
     from sn1.protocol.logprobs import encode_logprobs
 
     os.makedirs(out_dir, exist_ok=True)
-    llm = llama(threads, n_batch)
+    if n_batch == 0:    # the transformers engine (GGUF de-quantised to float32, llama.cpp's seeded chain)
+        from sn1.llm.hf import HFEngine
+
+        hf = HFEngine(n_threads=threads)
+        config, name = ["hf", threads], f"hf_t{threads}.jsonl"
+        run = lambda msgs, p: list(hf.stream(msgs, p, threading.Event()))     # noqa: E731
+    else:
+        llm = llama(threads, n_batch)
+        config, name = [threads, n_batch], f"t{threads}_b{n_batch}.jsonl"
+        run = lambda msgs, p: list(generate_with_logprobs(llm, msgs, p, threading.Event(), 1024))  # noqa: E731
     rng = random.Random(seed)
     t0 = time.monotonic()
-    with open(os.path.join(out_dir, f"t{threads}_b{n_batch}.jsonl"), "a") as out:
+    with open(os.path.join(out_dir, name), "a") as out:
         for i in range(n):
             msgs = prompt(rng)
             temperature = TEMPERATURES[i % len(TEMPERATURES)]
             s = rng.randrange(2**31)
             p = GenParams(max_tokens=tokens, temperature=temperature, top_k=50, top_p=0.95, seed=s, logprobs=K)
-            pieces = list(generate_with_logprobs(llm, msgs, p, threading.Event(), 1024))
+            pieces = run(msgs, p)
             ntok = sum(len(pc.logprobs) for pc in pieces)
-            out.write(json.dumps({"config": [threads, n_batch], "messages": msgs, "seed": s,
+            out.write(json.dumps({"config": config, "messages": msgs, "seed": s,
                                   "temperature": temperature, "max_tokens": tokens,
                                   "finish": "length" if ntok == tokens else "stop",
                                   "pieces": [[str(pc), encode_logprobs(pc.logprobs)] for pc in pieces]}) + "\n")
@@ -330,9 +339,9 @@ def honest_stored(forcer, answers: list[dict]) -> None:
     print(f"\n## honest (stored): {n} answers of <= {answers[0]['max_tokens'] if answers else 0} tokens, "
           f"verified with the seeded replay in {time.monotonic() - t0:.0f}s; false rejects: {len(rejects)}")
     print(f"{'threads/n_batch':<16} {'T':>4} {'answers':>8} {'rejected':>9}")
-    for (cfg, temp), (k, bad) in sorted(by.items()):
+    for (cfg, temp), (k, bad) in sorted(by.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         print(f"{str(cfg):<16} {temp:>4} {k:>8} {bad:>9}")
-    for cfg, md in sorted(diffs.items()):
+    for cfg, md in sorted(diffs.items(), key=lambda kv: str(kv[0])):
         print(f"  {cfg}: max|Δ logprob| p50 {np.percentile(md, 50):.3f} p99 {np.percentile(md, 99):.3f} "
               f"max {max(md):.3f}")
     for key, v in rejects:
@@ -402,7 +411,8 @@ def main() -> None:
     ap.add_argument("--other_model", default=None, help="a .gguf of another model (the 'different model' cheat)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["cost", "honest", "cheats"])
     ap.add_argument("--gen", default=None, help="DIR: store honest answers there (with --config, --n, --seed)")
-    ap.add_argument("--config", default="1,512", help="--gen: threads,n_batch of the honest miner")
+    ap.add_argument("--config", default="1,512",
+                    help="--gen: threads,n_batch of the honest llama.cpp miner; threads,0: the transformers engine")
     ap.add_argument("--n", type=int, default=100, help="--gen: answers to store")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--from", dest="from_dir", default=None,

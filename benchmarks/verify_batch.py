@@ -8,7 +8,9 @@ Then, on the validator's model (embedded SmolLM2 Q4_1, llama.cpp, ``--threads``)
 - **forward, one at a time** - ``TeacherForcer.logprobs`` per answer (the prompt's pass shared);
 - **forward, batched** - ``TeacherForcer.iter_logprobs`` over all answers;
 - **step, one at a time** - ``verify_answer`` per answer (pass + rules): the old loop;
-- **step, batched** - ``verify_step`` (passes batched, then the same rules).
+- **step, batched** - ``verify_step`` (passes batched, then the same rules), each answer with
+  its own seed as the validator asks (sampler replay; the end of an answer that stopped early
+  checked on one-token passes).
 
 Prints wall and CPU seconds (``time.process_time``: all threads), teacher-forced tokens
 per second, the load average before and after each run, and the largest
@@ -41,31 +43,32 @@ MSGS = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
 K = 5
 
 
-def answers(n: int, tokens: int, path: str) -> list[Submission]:
+def answers(n: int, tokens: int, path: str) -> tuple[list[Submission], list[int]]:
+    """The answers and the seed each was drawn with."""
     if os.path.exists(path):
         with open(path, "rb") as f:
-            subs = pickle.load(f)
-        if len(subs) == n:
-            return subs
+            got = pickle.load(f)
+        if isinstance(got, tuple) and len(got[0]) == n:
+            return got
     from llama_cpp import Llama
 
     miner = Llama(model_path=str(embedded_gguf()), n_ctx=1024, n_threads=1, n_threads_batch=1, n_batch=512,
                   n_ubatch=512, chat_format="chatml", verbose=False)
     rng = random.Random(7)
-    subs = []
+    subs, seeds = [], []
     t = time.perf_counter()
     for _ in range(n):
-        p = GenParams(max_tokens=tokens, temperature=1.0, top_k=50, top_p=0.95, seed=rng.randrange(2**31),
-                      logprobs=K)
+        seeds.append(rng.randrange(2**31))
+        p = GenParams(max_tokens=tokens, temperature=1.0, top_k=50, top_p=0.95, seed=seeds[-1], logprobs=K)
         pieces = list(generate_with_logprobs(miner, MSGS, p, threading.Event(), 1024))
         toks = [tl for pc in pieces for tl in pc.logprobs]
         subs.append(Submission("".join(pieces), toks, "ok", "length" if len(toks) == tokens else "stop"))
     print(f"generated {n} answers in {time.perf_counter() - t:.1f}s; cached in {path}")
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        pickle.dump(subs, f)
+        pickle.dump((subs, seeds), f)
     os.replace(tmp, path)
-    return subs
+    return subs, seeds
 
 
 def timed(label: str, n_tokens: int, fn):
@@ -91,7 +94,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}; "
           f"validator threads {args.threads}")
     cache = args.cache or os.path.join(tempfile.gettempdir(), f"sn1_verify_batch_{args.n}x{args.tokens}.pkl")
-    subs = answers(args.n, args.tokens, cache)
+    subs, seeds = answers(args.n, args.tokens, cache)
     n_tok = sum(len(s.logprobs) for s in subs)
     distinct = len({tuple(t.token for t in s.logprobs) for s in subs})
     print(f"{len(subs)} answers ({distinct} distinct), {n_tok} tokens (mean {n_tok / len(subs):.1f})")
@@ -104,7 +107,12 @@ def main() -> None:
     prompt = forcer.prompt_tokens(MSGS)
     table = forcer.table
     seqs = [[table.by_bytes[t.token] for t in s.logprobs] for s in subs]
-    policy = Policy(temperature=1.0, top_k=50, top_p=0.95, max_tokens=args.tokens, top_logprobs=K)
+    # As the validator asks: each answer its own seed, so the sampler's draws are replayed and
+    # an answer that stops early has its end checked on one-token passes (verify/step.py).
+    policy = [Policy(temperature=1.0, top_k=50, top_p=0.95, max_tokens=args.tokens, top_logprobs=K, seed=s)
+              for s in seeds]
+    stops = sum(s.finish_reason == "stop" for s in subs)
+    print(f"{stops} of {len(subs)} answers stopped before max_tokens (their end is checked one token per pass)")
     forcer.logprobs(prompt, [])                 # the prompt's pass and warm-up, as in a running validator
     forcer.logprobs_many(prompt, [seqs[0]])
     print(f"prompt {len(prompt)} tokens; batch of {forcer._batch.n_seqs} sequences, "
@@ -117,7 +125,7 @@ def main() -> None:
         timed("forward, batched", n_tok, lambda: [None for _ in forcer.iter_logprobs(prompt, seqs)])
         if not args.skip_old:
             old, _, _ = timed("step, one at a time (old loop)", n_tok,
-                              lambda: [verify_answer(forcer, prompt, s, policy) for s in subs])
+                              lambda: [verify_answer(forcer, prompt, s, p) for s, p in zip(subs, policy)])
         new, _, _ = timed("step, batched (verify_step)", n_tok, lambda: verify_step(verifier, MSGS, policy, subs))
         print(f"  verified {sum(v.ok for v in new.verdicts)}/{len(subs)}, {new.n_passes} passes"
               + ("" if args.skip_old else

@@ -193,7 +193,10 @@ def verify_answer(forcer, prompt_ids: list[int], sub: Submission, policy: Policy
     rows = next(_rows_iter(forcer, prompt_ids, [prep.ids]))[1]
     if isinstance(rows, LLMError):
         return fail("length", str(rows))
-    return _judge(prep, rows, sub, policy, forcer.table.eog)
+    v = _judge(prep, rows, sub, policy, forcer.table.eog)
+    if v.ok and sub.finish_reason == "stop" and policy.replays:     # as verify_step judges it
+        v = _exact_end(forcer, prompt_ids, prep, policy, forcer.table.eog) or v
+    return v
 
 
 def spell(tokens) -> str:
