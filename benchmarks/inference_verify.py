@@ -415,6 +415,9 @@ def main() -> None:
                     help="--gen: threads,n_batch of the honest llama.cpp miner; threads,0: the transformers engine")
     ap.add_argument("--n", type=int, default=100, help="--gen: answers to store")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--engine", default="auto", choices=("auto", "llama.cpp", "transformers"),
+                    help="what computes the verifier's rows (the validator's --neuron.verify_engine)")
+    ap.add_argument("--threads", type=int, default=1, help="the verifier's threads")
     ap.add_argument("--from", dest="from_dir", default=None,
                     help="DIR: verify the stored honest answers and cheats built from them")
     ap.add_argument("--limit", type=int, default=10**9, help="--from: answers per configuration")
@@ -428,8 +431,9 @@ def main() -> None:
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
     t = time.perf_counter()
-    forcer = Verifier(None, n_threads=1).forcer
-    print(f"verifier loaded in {time.perf_counter() - t:.2f}s (model + token table)")
+    forcer = Verifier(None, n_threads=args.threads, engine=args.engine).forcer
+    print(f"verifier ({Verifier(None, engine=args.engine).engine}, {args.threads} thread(s)) loaded in "
+          f"{time.perf_counter() - t:.2f}s (model + token table)")
     print(f"policy defaults: {Policy()}")
     if args.from_dir:
         answers = stored(args.from_dir, args.limit)

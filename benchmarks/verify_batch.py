@@ -90,17 +90,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--cache", default=None, help="answers cache (default: a file in the temp dir)")
     ap.add_argument("--skip_old", action="store_true", help="only the batched path")
+    ap.add_argument("--engine", default="llama.cpp", choices=("llama.cpp", "transformers"),
+                    help="what computes the batched rows (the validator's --neuron.verify_engine)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}; "
-          f"validator threads {args.threads}")
+          f"validator threads {args.threads}; rows by {args.engine}")
     cache = args.cache or os.path.join(tempfile.gettempdir(), f"sn1_verify_batch_{args.n}x{args.tokens}.pkl")
     subs, seeds = answers(args.n, args.tokens, cache)
     n_tok = sum(len(s.logprobs) for s in subs)
     distinct = len({tuple(t.token for t in s.logprobs) for s in subs})
     print(f"{len(subs)} answers ({distinct} distinct), {n_tok} tokens (mean {n_tok / len(subs):.1f})")
 
-    verifier = Verifier(None, n_threads=args.threads)
-    if args.batch_seqs:
+    verifier = Verifier(None, n_threads=args.threads, engine=args.engine)
+    if args.batch_seqs and args.engine == "llama.cpp":
         verifier._forcer = TeacherForcer(str(embedded_gguf()), n_ctx=verifier.n_ctx, n_threads=args.threads,
                                          chat_format="chatml", batch_seqs=args.batch_seqs)
     forcer = verifier.forcer
@@ -115,8 +117,14 @@ def main() -> None:
     print(f"{stops} of {len(subs)} answers stopped before max_tokens (their end is checked one token per pass)")
     forcer.logprobs(prompt, [])                 # the prompt's pass and warm-up, as in a running validator
     forcer.logprobs_many(prompt, [seqs[0]])
-    print(f"prompt {len(prompt)} tokens; batch of {forcer._batch.n_seqs} sequences, "
-          f"{forcer._batch.n_batch} tokens per llama_decode")
+    if args.engine == "llama.cpp":
+        print(f"prompt {len(prompt)} tokens; batch of {forcer._batch.n_seqs} sequences, "
+              f"{forcer._batch.n_batch} tokens per llama_decode")
+    else:
+        from sn1.llm.hf_forcer import MAX_BATCH_SEQS, MAX_BATCH_TOKENS
+
+        print(f"prompt {len(prompt)} tokens; transformers (float32), up to {MAX_BATCH_SEQS} sequences "
+              f"or {MAX_BATCH_TOKENS} tokens per forward pass")
 
     worst = 0.0
     for _ in range(args.repeat):

@@ -233,8 +233,8 @@ class HFEngine:
             for _ in range(params.max_tokens):
                 if cancel.is_set():
                     break
-                out = self.model(input_ids=step_ids, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self.model(input_ids=step_ids, use_cache=True, **cache_kw(self.model, past))
+                past = cache_of(out)
                 lp = torch.log_softmax(out.logits[0, -1].float().cpu(), dim=-1)
                 tok = draw(lp.numpy(), rng.next() if rng is not None else None, temperature=params.temperature,
                            top_k=params.top_k, top_p=params.top_p)
@@ -290,6 +290,23 @@ def _save_dequantised(model, tokenizer, target: str) -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cache_kw(model, cache) -> dict:
+    """The forward pass's keyword for a KV cache: ``cache`` since transformers 5.x, where
+    ``past_key_values`` is deprecated; ``past_key_values`` before."""
+    if cache is None:
+        return {}
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return {"cache" if "cache" in params else "past_key_values": cache}
+
+
+def cache_of(out):
+    """The KV cache a forward pass returned (``cache`` or, before transformers 5.x, ``past_key_values``)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

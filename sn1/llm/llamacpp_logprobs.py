@@ -266,6 +266,18 @@ class TeacherForcer:
         (token ids outside the vocabulary, prompt + a sequence longer than ``n_ctx``, no
         prompt) raises LLMError before any pass. Memory: one batch's rows at a time
         (8 x 65 x 49k floats: 100 MB) while the caller holds only the current one."""
+        prompt_ids, seqs = self.check_batch(prompt_ids, seqs)
+        with self._lock:
+            per_batch = self._batch_context().n_seqs
+        groups = [list(range(a, min(a + per_batch, len(seqs)))) for a in range(0, len(seqs), per_batch)]
+        for g in groups:
+            with self._lock:
+                rows = self._batch_context().run(prompt_ids, [seqs[i] for i in g])
+            yield from zip(g, rows)
+
+    def check_batch(self, prompt_ids, seqs) -> tuple[list[int], list[list[int]]]:
+        """The prompt and sequences as lists, or LLMError: no prompt, an id outside the
+        vocabulary, prompt + a sequence longer than ``n_ctx``."""
         prompt_ids = list(prompt_ids)
         seqs = [list(s) for s in seqs]
         if not prompt_ids:
@@ -276,13 +288,7 @@ class TeacherForcer:
                 raise LLMError(f"sequence {i}: prompt + completion are {len(prompt_ids) + len(s)} tokens, "
                                f"more than the verifier's context of {self.n_ctx}")
             self._check_ids(f"sequence {i}", s)
-        with self._lock:
-            per_batch = self._batch_context().n_seqs
-        groups = [list(range(a, min(a + per_batch, len(seqs)))) for a in range(0, len(seqs), per_batch)]
-        for g in groups:
-            with self._lock:
-                rows = self._batch_context().run(prompt_ids, [seqs[i] for i in g])
-            yield from zip(g, rows)
+        return prompt_ids, seqs
 
     def _batch_context(self) -> "_BatchContext":
         if self._batch is None:      # created on first use (its KV cache and logits buffer)

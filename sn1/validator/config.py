@@ -43,6 +43,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
          help="inference task: alternatives per token miners report")
     flag(parser, n + "inference_threads", type=at_least(1), default=None,
          help="inference task: CPU threads of the verification model (default: llama.cpp's)")
+    flag(parser, n + "verify_engine", choices=("auto", "llama.cpp", "transformers"), default="auto",
+         help="inference task: what computes the rows answers are checked against: the same GGUF "
+              "de-quantised in transformers (about twice as fast on CPU) or llama.cpp; auto: "
+              "transformers where it is installed")
     flag(parser, n + "proof_window", type=at_least(0), default=3,
          help="no proof, no pay: a miner's weight is 0 unless one of its last N inference answers "
               "passed verification (0 turns the rule off; it is off when inference is never asked)")

@@ -19,7 +19,8 @@ def make_verifier(config) -> Verifier:
     # Room for the prompt (a system prompt and one request: a few hundred tokens) and the answer.
     n_ctx = max(1024, get(config, "neuron.inference_max_tokens", 64) + 768)
     return Verifier(get(config, "neuron.inference_model"), n_ctx=n_ctx,
-                    n_threads=get(config, "neuron.inference_threads"))
+                    n_threads=get(config, "neuron.inference_threads"),
+                    engine=get(config, "neuron.verify_engine", "auto"))
 
 
 def check_options(config) -> None:

@@ -67,13 +67,30 @@ def model_label(path: str | None) -> str:
     return Path(path).stem
 
 
+ENGINES = ("auto", "llama.cpp", "transformers")
+
+
+def transformers_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "gguf"))
+
+
 class Verifier:
-    """The validator's copy of the inference model, loaded on first use; one pass at a time."""
+    """The validator's copy of the inference model, loaded on first use; one pass at a time.
+
+    ``engine``: what computes the batched rows. ``llama.cpp`` - the miners' own engine;
+    ``transformers`` - the same GGUF de-quantised to float32 (sn1/llm/hf_forcer.py: about twice
+    as fast on CPU, the exact end check still on llama.cpp); ``auto`` - transformers where
+    torch and transformers are installed."""
 
     def __init__(self, model_path: str | None = None, *, n_ctx: int = 1024, n_threads: int | None = None,
-                 n_batch: int = 512):
+                 n_batch: int = 512, engine: str = "llama.cpp"):
+        if engine not in ENGINES:
+            raise ValueError(f"verification engine {engine!r}: one of {', '.join(ENGINES)}")
         self.model_path = model_path
         self.n_ctx, self.n_threads, self.n_batch = n_ctx, n_threads, n_batch
+        self.engine = ("transformers" if transformers_available() else "llama.cpp") if engine == "auto" else engine
         self._forcer = None
         self._lock = threading.Lock()
 
@@ -88,8 +105,13 @@ class Verifier:
                     from ..llm.embedded import embedded_gguf
 
                     path, chat_format = str(embedded_gguf()), "chatml"
-                self._forcer = TeacherForcer(path, n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                             n_batch=self.n_batch, chat_format=chat_format)
+                forcer = TeacherForcer(path, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                       n_batch=self.n_batch, chat_format=chat_format)
+                if self.engine == "transformers":
+                    from ..llm.hf_forcer import HybridForcer, TorchRows
+
+                    forcer = HybridForcer(forcer, TorchRows(self.model_path, n_threads=self.n_threads))
+                self._forcer = forcer
             return self._forcer
 
 
