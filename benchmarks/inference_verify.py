@@ -348,14 +348,21 @@ def honest_stored(forcer, answers: list[dict]) -> None:
         print(f"  rejected {key}: {v.rule}: {v.reason}")
 
 
-def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int) -> None:
-    """Cheat classes per temperature, built from stored honest answers (and ``live`` generated ones)."""
+def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int, other_model: str | None = None) -> None:
+    """Cheat classes per temperature, built from stored honest answers (and ``live`` generated ones;
+    with ``other_model``, a .gguf with the same vocabulary, also answers of that model)."""
     rng = random.Random(29)
     table = forcer.table
     table.word_tokens = [b for b in table.by_bytes if b.startswith(b" ") and b[1:].isalpha() and len(b) > 3]
     caught = defaultdict(lambda: defaultdict(list))
     rules = defaultdict(Counter)
     miner = llama(1, 512) if live else None
+    other = None
+    if live and other_model:
+        from llama_cpp import Llama
+
+        other = Llama(model_path=other_model, n_ctx=1024, n_threads=1, n_threads_batch=1, chat_format="chatml",
+                      verbose=False)
     bias = np.zeros(table.n_vocab)
     bias[np.random.default_rng(5).choice(table.n_vocab, table.n_vocab // 10, replace=False)] = 3.0
 
@@ -393,6 +400,11 @@ def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int) -> None
                 b = biased_answer(miner, msgs, temp, a["seed"], a["max_tokens"], bias, rng)
                 judge("logit bias +3 on 10% of the vocabulary", a, as_one_chunk(b))
                 judge("logit bias, recomputed logprobs", a, as_one_chunk(recomputed(forcer, msgs, b)))
+                if other is not None:       # the same seed and settings, another model's logits
+                    m = honest_answer(other, msgs, temp, a["seed"], a["max_tokens"])
+                    if all(t.token in table.by_bytes for t in m.logprobs):
+                        judge("another model (its own logprobs)", a, as_one_chunk(m))
+                        judge("another model, recomputed logprobs", a, as_one_chunk(recomputed(forcer, msgs, m)))
         print(f"  cheats at T={temp} done", flush=True)
     print(f"\n## cheats per temperature (caught / tried), from stored honest answers")
     print(f"{'cheat':<48} " + " ".join(f"{'T=' + str(t):>9}" for t in TEMPERATURES) + "  rules")
@@ -440,7 +452,7 @@ def main() -> None:
         if "honest" not in args.skip:
             honest_stored(forcer, answers)
         if "cheats" not in args.skip:
-            cheats_stored(forcer, answers, args.per_temp, args.live)
+            cheats_stored(forcer, answers, args.per_temp, args.live, args.other_model)
         print(f"load at the end: {os.getloadavg()[0]:.1f}")
         return
 

@@ -7,11 +7,16 @@ thread by the caller.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from ..config import get
 from ..errors import UsageError
 from ..protocol.logprobs import MAX_TOP_LOGPROBS
 from ..llm.base import GenParams
 from ..verify import Policy, StepVerification, Submission, Verifier, model_label, verify_step
+
+log = logging.getLogger(__name__)
 
 
 def make_verifier(config) -> Verifier:
@@ -21,6 +26,25 @@ def make_verifier(config) -> Verifier:
     return Verifier(get(config, "neuron.inference_model"), n_ctx=n_ctx,
                     n_threads=get(config, "neuron.inference_threads"),
                     engine=get(config, "neuron.verify_engine", "auto"))
+
+
+def asked(config) -> bool:
+    """Whether this validator's task mix includes the inference task."""
+    return any(t == "inference" and p > 0 for t, p in zip(get(config, "neuron.tasks") or [],
+                                                          get(config, "neuron.task_p") or []))
+
+
+def preload(verifier: Verifier) -> None:
+    """Load the verification model now (a worker thread at start-up); a failure is logged here
+    and raised again where the first inference step needs the model."""
+    t = time.monotonic()
+    try:
+        verifier.forcer
+    except Exception as e:  # noqa: BLE001 - reported by the step that needs it
+        log.warning("the inference verification model did not load: %s", e)
+        return
+    log.info("inference verification model ready (%s rows) in %.1fs",
+                                     verifier.engine, time.monotonic() - t)
 
 
 def check_options(config) -> None:

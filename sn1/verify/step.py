@@ -13,6 +13,7 @@ worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -24,6 +25,8 @@ from ..protocol.text import clean_text, decode_utf8
 from .replay import end_drawn
 from .rules import Policy, Verdict, check, fail
 from .speed import timing_factors
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,7 +93,8 @@ class Verifier:
             raise ValueError(f"verification engine {engine!r}: one of {', '.join(ENGINES)}")
         self.model_path = model_path
         self.n_ctx, self.n_threads, self.n_batch = n_ctx, n_threads, n_batch
-        self.engine = ("transformers" if transformers_available() else "llama.cpp") if engine == "auto" else engine
+        self.auto = engine == "auto"
+        self.engine = ("transformers" if transformers_available() else "llama.cpp") if self.auto else engine
         self._forcer = None
         self._lock = threading.Lock()
 
@@ -110,7 +114,14 @@ class Verifier:
                 if self.engine == "transformers":
                     from ..llm.hf_forcer import HybridForcer, TorchRows
 
-                    forcer = HybridForcer(forcer, TorchRows(self.model_path, n_threads=self.n_threads))
+                    try:
+                        forcer = HybridForcer(forcer, TorchRows(self.model_path, n_threads=self.n_threads))
+                    except Exception as e:  # noqa: BLE001 - auto: llama.cpp verifies alone, slower
+                        if not self.auto:
+                            raise
+                        log.warning("verification on llama.cpp only: transformers could not load %s (%s)",
+                                    self.model_path or "the embedded model", str(e).splitlines()[0] if str(e) else e)
+                        self.engine = "llama.cpp"
                 self._forcer = forcer
             return self._forcer
 

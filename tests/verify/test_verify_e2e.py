@@ -63,6 +63,8 @@ def test_honest_miners_verified_cheats_score_zero(net, tmp_path):
          "--neuron.full_path", str(full), "--neuron.max_steps", "3", "--neuron.seed", "4"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # The default engine: rows from transformers, the end check on llama.cpp's one-token passes.
+    assert "inference verification model ready (transformers rows)" in proc.stdout + proc.stderr
     events = read_events(str(full / "events.jsonl"))
     assert [e["step"] for e in events] == [1, 2, 3]
     for e in events:
