@@ -90,6 +90,10 @@ class HybridForcer:
     """A ``TeacherForcer`` whose batched rows come from transformers (:class:`TorchRows`);
     one-token passes, the token table and prompts from the llama.cpp teacher."""
 
+    # The batched rows are the transformers engine's own arithmetic: a decoding transformers
+    # miner's rows within ~1e-5 (benchmarks/RESULTS.md), so the end check may trust them exactly.
+    exact_batched_rows = True
+
     def __init__(self, teacher, rows: TorchRows):
         self.teacher = teacher
         self.rows = rows

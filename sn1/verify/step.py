@@ -173,25 +173,32 @@ def _judge(prep: _Prepared, rows, sub: Submission, policy: Policy, eog) -> Verdi
                  sub.finish_reason, eog, policy)
 
 
-def _exact_end(forcer, prompt_ids: list[int], prep: "_Prepared", policy: Policy, eog) -> Verdict | None:
-    """The end of a seeded "stop" answer judged on the miner's own arithmetic (one token per
-    pass: rows equal to the miner's), or None if it holds.
+def _exact_end(forcer, prompt_ids: list[int], prep: "_Prepared", policy: Policy, eog,
+               last_row=None) -> Verdict | None:
+    """The end of a seeded "stop" answer judged on an honest engine's own arithmetic, without
+    slack, or None if it holds: llama.cpp's one-token passes (a llama.cpp miner's rows, whatever
+    its threads or batch size), or ``last_row`` where the forcer's batched rows are themselves
+    an engine's arithmetic (``exact_batched_rows``: transformers, a transformers miner's rows).
 
-    A truncated answer passed off as finished must not pass on the batched rows' slack: at the
-    end the miner reports no logprobs to pin the values, so every token there would get the
-    whole tolerance, and the batched rows alone (up to ~0.2 nat off) can flip the draw either
-    way. Costs one pass per answer token, for answers that stopped before max_tokens only."""
+    A truncated answer passed off as finished must not pass on a slack: at the end the miner
+    reports no logprobs to pin the values, and a cheater who knows the seed picks the cut
+    where the draw lies nearest the end token's interval (benchmarks/RESULTS.md: 0.5 nat of
+    slack let 31% of such cuts pass, 0.1 nat 8%). Costs one pass per answer token, for answers
+    that stopped before max_tokens only."""
+    n = len(prep.ids)
+    kw = dict(seed=int(policy.seed), n=n, temperature=policy.temperature, top_k=policy.top_k,
+              top_p=policy.top_p, min_p=policy.min_p)
+    if last_row is not None and getattr(forcer, "exact_batched_rows", False) and end_drawn(last_row, eog, **kw):
+        return None
     stepwise = getattr(forcer, "logprobs_stepwise", forcer.logprobs)
     try:
         rows = stepwise(prompt_ids, prep.ids)
     except LLMError as e:
         return fail("length", str(e))
-    n = len(prep.ids)
-    if end_drawn(rows[n], eog, seed=int(policy.seed), n=n, temperature=policy.temperature,
-                 top_k=policy.top_k, top_p=policy.top_p, min_p=policy.min_p):
+    if end_drawn(rows[n], eog, **kw):
         return None
     return fail("end", f"stopped after {n} tokens where the seeded sampler goes on "
-                       "(checked on the miner's one-token arithmetic)")
+                       "(checked on the engines' own arithmetic)")
 
 
 def _rows_iter(forcer, prompt_ids: list[int], seqs: list[list[int]]):
@@ -228,7 +235,7 @@ def verify_answer(forcer, prompt_ids: list[int], sub: Submission, policy: Policy
         return fail("length", str(rows))
     v = _judge(prep, rows, sub, policy, forcer.table.eog)
     if v.ok and sub.finish_reason == "stop" and policy.replays:     # as verify_step judges it
-        v = _exact_end(forcer, prompt_ids, prep, policy, forcer.table.eog) or v
+        v = _exact_end(forcer, prompt_ids, prep, policy, forcer.table.eog, rows[-1]) or v
     return v
 
 
@@ -338,9 +345,9 @@ def verify_step(verifier: Verifier, messages, policy, subs: list[Submission]) ->
             verdicts[i] = fail("length", str(r)) if isinstance(r, LLMError) else \
                 _judge(prep, r, subs[i], policies[i], table.eog)
             if verdicts[i].ok and subs[i].finish_reason == "stop" and policies[i].replays:
-                exact_end.append((i, prep))
-        for i, prep in exact_end:
-            verdicts[i] = _exact_end(forcer, prompts[pkey], prep, policies[i], table.eog) or verdicts[i]
+                exact_end.append((i, prep, r[-1].copy()))
+        for i, prep, last in exact_end:
+            verdicts[i] = _exact_end(forcer, prompts[pkey], prep, policies[i], table.eog, last) or verdicts[i]
     for i, sub in enumerate(subs):
         if verdicts[i] is None:
             verdicts[i] = verdicts[seen[(_key(sub), policies[i], repr(convs[i]))]]
