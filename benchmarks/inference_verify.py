@@ -27,17 +27,20 @@ so they can be verified again after any change to the rules:
     .venv/bin/python benchmarks/inference_verify.py --gen DIR --config 1,512 --n 250 --honest_tokens 40 --seed 11
     (again with --config 1,8 / 1,32 / 2,512 / 2,32 and 1,0 (the transformers engine), other seeds)
     .venv/bin/python benchmarks/inference_verify.py --from DIR --honest_tokens 40 --skip cost
-        [--per_temp 25] [--live 5] [--skip cheats | honest]
+        [--per_temp 25] [--live 5] [--other_model Q.gguf] [--end_roc] [--skip cheats | honest]
 
 ``--from`` verifies every stored answer with its seed (false rejects per configuration and
 temperature) and builds the cheat classes per temperature from them (another prompt, truncation,
 one word changed, fabricated or recomputed logprobs, draft text with late logprobs, a relay made
-for another seed; ``--live`` adds another system prompt and a logit bias, which need generation).
+for another seed; ``--live`` adds another system prompt and a logit bias, which need generation,
+and with ``--other_model`` answers of another model with the same vocabulary). ``--end_roc``
+prints what a slack on the end check would cost (honest stops rejected, best cuts passing).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import random
@@ -413,6 +416,48 @@ def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int, other_m
         print(f"{name:<48} {cells}  " + ", ".join(f"{r} {k}" for r, k in rules[name].most_common()))
 
 
+def end_roc(forcer, answers: list[dict]) -> None:
+    """What a slack on the end check would cost: for each honest answer that stopped, the least
+    slack (nat, on the validator's one-token llama.cpp rows) it needs to pass; for every
+    answer, the least slack at which the best cut a truncating cheater can pick (knowing the
+    seed: the position whose draw lies nearest the end token's interval) passes."""
+    from sn1.llm.sampler import Mt19937Stream
+    from sn1.verify.replay import check_position
+
+    eog = set(int(e) for e in forcer.table.eog)
+    steps = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+    teacher = getattr(forcer, "teacher", forcer)
+
+    def need(row, u, temp):
+        for e in steps:
+            if check_position(row, eog, {}, u, temperature=temp, top_k=50, top_p=0.95, eps=e,
+                              nucleus_slack=0.0) is None:
+                return e
+        return math.inf
+
+    honest, cuts, by = [], [], defaultdict(list)
+    for a in answers:
+        if a["temperature"] <= 0:
+            continue
+        ids = [forcer.table.by_bytes[t.token] for t in a["sub"].logprobs]
+        rows = teacher.logprobs(forcer.prompt_tokens(a["messages"]), ids, stepwise=True)
+        rng = Mt19937Stream(a["seed"])
+        us = [rng.next() for _ in range(len(ids) + 1)]
+        if a["finish"] == "stop":
+            e = need(rows[len(ids)], us[len(ids)], a["temperature"])
+            honest.append(e)
+            by[str(a["config"])].append(e)
+        cuts.append(min([need(rows[m], us[m], a["temperature"]) for m in range(1, len(ids))] or [math.inf]))
+    print(f"\n## the end check's slack: {len(honest)} honest answers that stopped (T > 0), "
+          f"{len(cuts)} answers cut where the cheater likes best")
+    print(f"{'slack (nat)':>11}  {'honest rejected':>15}  {'best cut passes':>15}")
+    for e in steps:
+        print(f"{e:>11}  {sum(h > e for h in honest):>7}/{len(honest):<7}  {sum(c <= e for c in cuts):>7}/{len(cuts):<7}")
+    for cfg, hs in sorted(by.items()):
+        print(f"  {cfg}: {len(hs)} stops, {sum(h > 0 for h in hs)} need slack on llama.cpp's one-token rows "
+              f"(max {max(hs):g})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--honest", type=int, default=300)
@@ -434,6 +479,8 @@ def main() -> None:
                     help="DIR: verify the stored honest answers and cheats built from them")
     ap.add_argument("--limit", type=int, default=10**9, help="--from: answers per configuration")
     ap.add_argument("--per_temp", type=int, default=25, help="--from: cheats per class and temperature")
+    ap.add_argument("--end_roc", action="store_true",
+                    help="--from: honest rejects and truncations passing per slack on the end check")
     ap.add_argument("--live", type=int, default=0,
                     help="--from: answers per temperature for the cheats that need generation")
     args = ap.parse_args()
@@ -451,6 +498,8 @@ def main() -> None:
         answers = stored(args.from_dir, args.limit)
         if "honest" not in args.skip:
             honest_stored(forcer, answers)
+        if args.end_roc:
+            end_roc(forcer, answers)
         if "cheats" not in args.skip:
             cheats_stored(forcer, answers, args.per_temp, args.live, args.other_model)
         print(f"load at the end: {os.getloadavg()[0]:.1f}")
