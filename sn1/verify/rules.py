@@ -52,7 +52,7 @@ class Policy:
     top_p: float = 0.95
     max_tokens: int = 128
     top_logprobs: int = 5
-    tol_token: float = 2.0        # |reported - model| for any one logprob (token or alternative): 1.55 seen honest
+    tol_token: float = 2.0        # |reported - model| of any logprob, and the left-out check: 1.66 seen honest
     tol_mean: float = 0.12        # mean |reported - model| over the chosen tokens
     floor: float = -12.0          # no sampled token is less likely than e^-12
     nucleus_slack: float = 0.02   # top_p + this: mass estimates differ a little between engines
