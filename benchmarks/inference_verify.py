@@ -134,11 +134,12 @@ def biased_answer(llm, msgs, temperature, seed, max_tokens, bias: np.ndarray, rn
                       "length" if len(out) == max_tokens else "stop")
 
 
-def one_word_changed(sub: Submission, table, rng) -> Submission:
-    """Swap one word token (not the first) for another plain word token of the vocabulary."""
+def one_word_changed(sub: Submission, table, rng) -> Submission | None:
+    """Swap one word token (not the first) for another plain word token of the vocabulary;
+    None for an answer without one (emoji, digits, another script): no cheat to try."""
     words = [j for j, t in enumerate(sub.logprobs) if j > 0 and t.token.startswith(b" ") and t.token[1:].isalpha()]
     if not words:
-        return sub
+        return None
     j = rng.choice(words)
     pool = table.word_tokens
     new = rng.choice(pool)
@@ -351,7 +352,8 @@ def honest_stored(forcer, answers: list[dict]) -> None:
         print(f"  rejected {key}: {v.rule}: {v.reason}")
 
 
-def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int, other_model: str | None = None) -> None:
+def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int, other_model: str | None = None,
+                  only: list[str] | None = None) -> None:
     """Cheat classes per temperature, built from stored honest answers (and ``live`` generated ones;
     with ``other_model``, a .gguf with the same vocabulary, also answers of that model)."""
     rng = random.Random(29)
@@ -370,6 +372,8 @@ def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int, other_m
     bias[np.random.default_rng(5).choice(table.n_vocab, table.n_vocab // 10, replace=False)] = 3.0
 
     def judge(name, a, sub, seed=None):
+        if only and not any(o in name for o in only):
+            return
         pol = policy(a["temperature"], a["max_tokens"], a["seed"] if seed is None else seed)
         v = verify_answer(forcer, forcer.prompt_tokens(a["messages"]), sub, pol)
         caught[name][a["temperature"]].append(not v.ok)
@@ -387,8 +391,11 @@ def cheats_stored(forcer, answers: list[dict], per_temp: int, live: int, other_m
                 judge("relay: the answer made for another seed", a, h, seed=(a["seed"] + 1) % 2**31)
             judge("truncated, passed off as finished", a, as_one_chunk(truncated(h, rng)))
             w = one_word_changed(h, table, rng)
-            judge("one word changed", a, as_one_chunk(w))
-            judge("one word changed, recomputed logprobs", a, as_one_chunk(recomputed(forcer, a["messages"], w)))
+            if w is not None:
+                judge("one word changed", a, as_one_chunk(w))
+                if not only or any("one word" in o for o in only):
+                    judge("one word changed, recomputed logprobs", a,
+                          as_one_chunk(recomputed(forcer, a["messages"], w)))
             judge("fabricated logprobs (constant)", a, as_one_chunk(fabricated(h, rng, "constant")))
             judge("fabricated logprobs (true +- noise)", a, as_one_chunk(fabricated(h, rng, "noise")))
             texts = [h.completion[:1]] + [h.completion[1:]]        # the draft's text first, proof last
@@ -479,6 +486,7 @@ def main() -> None:
                     help="DIR: verify the stored honest answers and cheats built from them")
     ap.add_argument("--limit", type=int, default=10**9, help="--from: answers per configuration")
     ap.add_argument("--per_temp", type=int, default=25, help="--from: cheats per class and temperature")
+    ap.add_argument("--only", nargs="*", default=None, help="--from: only the cheat classes whose names hold one of these")
     ap.add_argument("--end_roc", action="store_true",
                     help="--from: honest rejects and truncations passing per slack on the end check")
     ap.add_argument("--live", type=int, default=0,
@@ -501,7 +509,7 @@ def main() -> None:
         if args.end_roc:
             end_roc(forcer, answers)
         if "cheats" not in args.skip:
-            cheats_stored(forcer, answers, args.per_temp, args.live, args.other_model)
+            cheats_stored(forcer, answers, args.per_temp, args.live, args.other_model, args.only)
         print(f"load at the end: {os.getloadavg()[0]:.1f}")
         return
 

@@ -168,6 +168,9 @@ def run(args) -> int:
             "--neuron.timeout", str(args.timeout), "--neuron.epoch_length", str(EPOCH_LENGTH),
             "--neuron.sample_size", "50", "--neuron.axon_off", "--wandb.off",
             "--neuron.query_max_tokens", "192", "--neuron.seed", str(args.seed),
+            # A handful of answers per step verify in well under a second on llama.cpp; the
+            # transformers rows pay off at dozens of miners and would add a first-run de-quantisation.
+            "--neuron.verify_engine", "llama.cpp",
         ]
         vproc = procs.start("validator", [*validator_args, "--neuron.max_steps", str(args.steps)], relay=relay)
         rc = vproc.wait()

@@ -116,7 +116,7 @@ class Validator:
     llm_params: object = None          # sampling defaults of the validator's LLM (--llm.*)
     datasets: dict | None = None       # material for tasks (--neuron.live_data, --data.*)
     verifier: object = None            # the inference task's model (sn1.verify.Verifier)
-    verifier_loading: object = None    # its background load (asyncio.Task), started at setup
+    verifier_loading: object = None    # its background load (a daemon thread), started at start-up
     rng: random.Random = field(default_factory=random.Random)
     events: EventLog | None = None
     wandb: WandbLog | None = None
@@ -537,9 +537,12 @@ async def run(config) -> int:
     await asyncio.to_thread(preload_quotes)
     if inference.asked(config):
         # The verification model loads in the background (transformers: seconds, or a minute
-        # the first time it de-quantises the GGUF); the first inference step's scoring waits for it.
+        # the first time it de-quantises the GGUF); the first inference step's scoring waits for
+        # it. A daemon thread, not the loop's executor: Ctrl-C during the load exits at once.
         v.verifier = inference.make_verifier(config)
-        v.verifier_loading = asyncio.create_task(asyncio.to_thread(inference.preload, v.verifier))
+        v.verifier_loading = threading.Thread(target=inference.preload, args=(v.verifier,), daemon=True,
+                                              name="sn1-verifier-load")
+        v.verifier_loading.start()
     # Models and libraries are loaded: move their millions of objects out of the collector's
     # way, so a full collection during a step (triggered by parsing many small events) takes
     # milliseconds, not a few hundred (benchmarks/hostile.py).
