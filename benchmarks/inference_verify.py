@@ -1,10 +1,13 @@
 """Proof of inference: what verification costs, how often it rejects honest miners, what it catches.
 
-Three parts, all on the embedded SmolLM2-135M-Instruct (Q4_1 GGUF) through llama.cpp, CPU:
+Three parts, all on the embedded SmolLM2-135M-Instruct (Q4_1 GGUF), CPU; the verifier's rows from
+``--engine`` (the validator's ``--neuron.verify_engine``, default auto: transformers) with
+``--threads``:
 
 1. **cost** - verification time per completion and per step: one prompt, 50
    completions of ``--tokens`` (128) tokens from different seeds (temperature 1),
-   each verified without de-duplication (sn1.verify.verify_answer).
+   each verified with its own seed one at a time (sn1.verify.verify_answer), then
+   all as one step (sn1.verify.verify_step: batched passes, as the validator does).
 2. **honest** - false rejects: answers produced exactly as a miner does
    (sn1.llm.llamacpp_logprobs.generate_with_logprobs) by llama.cpp instances
    with different thread counts and batch sizes (n_batch = n_ubatch), over
@@ -56,7 +59,7 @@ from sn1.llm.embedded import embedded_gguf
 from sn1.llm.llamacpp_logprobs import generate_with_logprobs, log_softmax, prompt_tokens, top_entries
 from sn1.protocol.logprobs import TokenLogprob
 from sn1.tasks.inference import build_inference_task
-from sn1.verify import Policy, Submission, Verifier, verify_answer
+from sn1.verify import Policy, Submission, Verifier, verify_answer, verify_step
 
 TEMPERATURES = (0.0, 0.3, 0.7, 1.0)
 MINER_SETTINGS = ((1, 512), (1, 32), (2, 512), (1, 8))      # (n_threads, n_batch) of honest miners
@@ -171,23 +174,29 @@ def truncated(sub: Submission, rng) -> Submission:
 
 # ---- the three parts ---------------------------------------------------------------------------
 
-def cost(forcer, miner, tokens: int, n: int = 50) -> dict:
+def cost(verifier, miner, tokens: int, n: int = 50) -> dict:
+    """One prompt, ``n`` answers from different seeds (temperature 1), each checked with its own
+    seed: one at a time (``verify_answer``), then as the validator does a step (``verify_step``)."""
+    forcer = verifier.forcer
     rng = random.Random(7)
     msgs = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
             {"role": "user", "content": "Write a long, detailed essay about the history of the Roman Empire."}]
-    subs = [honest_answer(miner, msgs, 1.0, rng.randrange(2**31), tokens) for _ in range(n)]
+    seeds = [rng.randrange(2**31) for _ in range(n)]
+    subs = [honest_answer(miner, msgs, 1.0, s, tokens) for s in seeds]
+    pols = [policy(1.0, tokens, s) for s in seeds]
     lens = [len(s.logprobs) for s in subs]
     prompt_ids = forcer.prompt_tokens(msgs)
     forcer.logprobs(prompt_ids, [])        # the prompt's pass, once per step
     times, oks = [], []
-    t_step = time.perf_counter()
-    for s in subs:
+    for s, p in zip(subs, pols):
         t0 = time.perf_counter()
-        oks.append(verify_answer(forcer, prompt_ids, s, policy(1.0, tokens)).ok)
+        oks.append(verify_answer(forcer, prompt_ids, s, p).ok)
         times.append(time.perf_counter() - t0)
-    step = time.perf_counter() - t_step
+    t_step = time.perf_counter()
+    step = verify_step(verifier, msgs, pols, subs)
     return {"n": n, "tokens_mean": statistics.mean(lens), "per_completion_median": statistics.median(times),
-            "per_completion_max": max(times), "per_step": step, "verified": sum(oks)}
+            "per_completion_max": max(times), "one_at_a_time": sum(times), "per_step": time.perf_counter() - t_step,
+            "verified": sum(oks), "verified_step": sum(v.ok for v in step.verdicts)}
 
 
 def honest(forcer, n: int, max_tokens: int, budget: float) -> dict:
@@ -498,7 +507,8 @@ def main() -> None:
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
     t = time.perf_counter()
-    forcer = Verifier(None, n_threads=args.threads, engine=args.engine).forcer
+    verifier = Verifier(None, n_threads=args.threads, engine=args.engine)
+    forcer = verifier.forcer
     print(f"verifier ({Verifier(None, engine=args.engine).engine}, {args.threads} thread(s)) loaded in "
           f"{time.perf_counter() - t:.2f}s (model + token table)")
     print(f"policy defaults: {Policy()}")
@@ -514,10 +524,12 @@ def main() -> None:
         return
 
     if "cost" not in args.skip:
-        c = cost(forcer, llama(1, 512), args.tokens)
-        print(f"\n## cost: {c['n']} completions of {c['tokens_mean']:.0f} tokens (mean), one prompt")
-        print(f"per completion: median {c['per_completion_median']:.3f}s, max {c['per_completion_max']:.3f}s; "
-              f"per step: {c['per_step']:.1f}s; verified {c['verified']}/{c['n']}")
+        c = cost(verifier, llama(1, 512), args.tokens)
+        print(f"\n## cost: {c['n']} completions of {c['tokens_mean']:.0f} tokens (mean), one prompt, each its own seed")
+        print(f"one at a time: median {c['per_completion_median']:.3f}s, max {c['per_completion_max']:.3f}s, "
+              f"{c['one_at_a_time']:.1f}s in all, verified {c['verified']}/{c['n']}; "
+              f"as a step (verify_step, batched): {c['per_step']:.1f}s, verified {c['verified_step']}/{c['n']} "
+              f"(load {os.getloadavg()[0]:.1f})")
 
     if "honest" not in args.skip:
         h = honest(forcer, args.honest, args.honest_tokens, args.budget)
