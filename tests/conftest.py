@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+# A runner that starts the suite in the background (`cmd &` without job control, as CI scripts
+# and nohup do) hands it SIGINT ignored, and every process the tests start inherits that: the
+# tests that press Ctrl-C on a demo, a validator or `leaderboard --watch` would wait in vain.
+# A handler set here becomes the default action in the children, as in a user's terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
