@@ -28,6 +28,7 @@ llama.cpp (``--backend llamacpp``) stays several times faster on CPU.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -295,12 +296,15 @@ def _save_dequantised(model, tokenizer, target: str) -> None:
 def cache_kw(model, cache) -> dict:
     """The forward pass's keyword for a KV cache: ``cache`` since transformers 5.x, where
     ``past_key_values`` is deprecated; ``past_key_values`` before."""
-    if cache is None:
-        return {}
+    return {_cache_name(type(model)): cache} if cache is not None else {}
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_name(cls) -> str:
+    # Once per model class: the decode loop asks on every token.
     import inspect
 
-    params = inspect.signature(model.forward).parameters
-    return {"cache" if "cache" in params else "past_key_values": cache}
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 def cache_of(out):
