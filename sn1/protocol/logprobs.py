@@ -83,7 +83,10 @@ def _token_bytes(entry: dict, where: str) -> bytes:
 def _logprob(value, where: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise LogprobsError(f"{where}.logprob: must be a number, got {type(value).__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:       # an integer of hundreds of digits
+        raise LogprobsError(f"{where}.logprob: must be finite, got an integer of {value.bit_length()} bits") from None
     if not math.isfinite(v):
         raise LogprobsError(f"{where}.logprob: must be finite, got {v}")
     if v > _LOGPROB_SLACK:

@@ -18,6 +18,8 @@ from .logprobs import MAX_TOP_LOGPROBS
 from .text import replace_surrogates
 
 MAX_TIMEOUT = 3600.0
+MAX_INT32 = 2**31 - 1         # integer fields an engine passes on as C ints
+MAX_MODEL_CHARS = 256         # a model name (it is echoed in refusals)
 # The largest request body a miner reads (its --neuron.max_request_bytes default). The gateway
 # refuses any client body whose forwarded form would be larger, so that what it forwards fits
 # every miner that keeps the default: one number, here, not two that must agree.
@@ -65,15 +67,16 @@ class Message(BaseModel):
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    model: Optional[str] = None
+    model: Optional[str] = Field(None, max_length=MAX_MODEL_CHARS)
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
-    max_tokens: Optional[int] = Field(None, ge=1)
-    max_completion_tokens: Optional[int] = Field(None, ge=1)
+    max_tokens: Optional[int] = Field(None, ge=1, le=MAX_INT32)
+    max_completion_tokens: Optional[int] = Field(None, ge=1, le=MAX_INT32)
     temperature: Optional[float] = Field(None, ge=0, le=2)
     top_p: Optional[float] = Field(None, gt=0, le=1)
-    top_k: Optional[int] = Field(None, ge=0)
-    seed: Optional[int] = None
+    top_k: Optional[int] = Field(None, ge=0, le=MAX_INT32)
+    # OpenAI's seed is a 64-bit integer; engines take its low 32 bits (llama.cpp, sn1.llm.sampler).
+    seed: Optional[int] = Field(None, ge=-(2**63), le=2**64 - 1)
     stop: Optional[Union[str, list[str]]] = None
     timeout: Optional[float] = Field(None, gt=0, le=MAX_TIMEOUT)
     # Token logprobs in every chunk (OpenAI's fields); top_logprobs alternatives per token.

@@ -23,6 +23,7 @@ TIMEOUT_HEADER = "X-SN1-Timeout"
 FINISH_REASONS = ("stop", "length", "timeout")
 DONE = b"data: [DONE]\n\n"
 MAX_FINISH_REASON = 32      # chars kept of a peer's finish_reason
+MAX_CHUNK_TOKENS = 1 << 16  # a peer's n_tokens above this is ignored (counted as absent)
 
 
 class ProtocolError(Exception):
@@ -200,7 +201,7 @@ def _chunk_fields(obj: dict) -> tuple[str, str | None, int]:
     if not isinstance(content, str):
         raise ProtocolError("chunk content is not a string")
     n = obj.get("n_tokens")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_CHUNK_TOKENS:
         n = 1 if content else 0
     if finish is not None:
         finish = clean_text(finish[:MAX_FINISH_REASON]) if isinstance(finish, str) else None

@@ -84,6 +84,9 @@ def test_decode_chunk_errors_and_foreign_chunks():
         decode_chunk(b'{"choices": []}')
     # an OpenAI server's chunk without n_tokens counts as one token
     assert decode_chunk(b'{"choices":[{"delta":{"content":"x"},"finish_reason":null}]}') == ("x", None, 1)
+    # a count no chunk could hold (hundreds of digits) is ignored like a missing one
+    huge = b'{"choices":[{"delta":{"content":"x"},"finish_reason":null}],"n_tokens":1' + b"0" * 400 + b"}"
+    assert decode_chunk(huge) == ("x", None, 1)
 
 
 def test_words_join_back_exactly():
@@ -103,6 +106,12 @@ def test_words_join_back_exactly():
     (b'{"messages": [{"role": "user", "content": "x"}], "temperature": 5}', 422, "temperature"),
     (b'{"messages": [{"role": "user", "content": "x"}], "timeout": -1}', 422, "timeout"),
     (b'{"messages": [{"role": "user", "content": "x"}], "stream": "maybe"}', 422, "stream"),
+    # integers an engine passes on as C ints, and a model name that is echoed in refusals
+    (b'{"messages": [{"role": "user", "content": "x"}], "seed": 18446744073709551616}', 422, "seed"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "seed": 1' + b"0" * 4000 + b'}', 422, "seed"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "top_k": 2147483648}', 422, "top_k"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 2147483648}', 422, "max_tokens"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "model": "' + b"m" * 257 + b'"}', 422, "model"),
 ])
 def test_bad_requests_name_the_field(body, status, field):
     with pytest.raises(RequestError) as e:

@@ -66,6 +66,7 @@ def _content(entries):
 @pytest.mark.parametrize("raw, message", [
     (_content([{"token": "a", "logprob": float("nan")}]), "must be finite"),
     (_content([{"token": "a", "logprob": float("inf")}]), "must be finite"),
+    (_content([{"token": "a", "logprob": -10**400}]), "must be finite"),       # beyond any float
     (_content([{"token": "a", "logprob": 0.5}]), "cannot be positive"),
     (_content([{"token": "a", "logprob": "-1"}]), "must be a number"),
     (_content([{"token": "a", "logprob": True}]), "must be a number"),
