@@ -188,7 +188,7 @@ REUSE_FULL = 0.95         # a pasted text keeps ~1.0 whatever its order, typos i
 def word_reuse(document: str, completion: str, challenge: str = "") -> float:
     """The share of the completion's content words (clipped counts; words of the challenge and
     FUNCTION_WORDS left out) that `document` contains, a word within one edit (a letter
-    dropped, added, changed, or two swapped; words of FUZZY_MIN_LETTERS letters or more)
+    dropped, added, changed, or two swapped; words of FUZZY_MIN_LETTERS to FUZZY_MAX_LETTERS letters)
     counting as the document's word; 0 below REUSE_MIN_WORDS such words. The first
     REUSE_MAX_WORDS content words are judged."""
     content = _content_words(tokens(completion), _words_of(challenge))
@@ -196,6 +196,9 @@ def word_reuse(document: str, completion: str, challenge: str = "") -> float:
 
 
 FUZZY_MIN_LETTERS = 4       # shorter words match exactly only (one edit turns "cat" into "hat")
+# ... and longer ones too: a word's one-letter deletions cost its length squared (a 16,000-letter
+# "word" took 0.28 s and 236 MiB); no word of a language is this long.
+FUZZY_MAX_LETTERS = 40
 REUSE_MAX_WORDS = 1000      # longer texts are judged on their first words (copies are caught by 5-grams)
 # Typos are looked for only when the exact words already reach this share: far from a paste,
 # they could not lift the share to REUSE_FREE, and a text of many odd words costs no search.
@@ -216,7 +219,7 @@ def _doc(text: str) -> _Doc:
     counts = Counter(tokens(text))
     near: dict[str, str] = {}
     for w in counts:
-        if len(w) >= FUZZY_MIN_LETTERS:
+        if FUZZY_MIN_LETTERS <= len(w) <= FUZZY_MAX_LETTERS:
             near.setdefault(w, w)
             for v in _deletions(w):
                 near.setdefault(v, w)
@@ -225,7 +228,7 @@ def _doc(text: str) -> _Doc:
 
 def _as_in(doc: _Doc, word: str) -> str:
     """`word`, or the document's word one edit away (shared one-letter deletions: a typo)."""
-    if word in doc.counts or len(word) < FUZZY_MIN_LETTERS:
+    if word in doc.counts or not FUZZY_MIN_LETTERS <= len(word) <= FUZZY_MAX_LETTERS:
         return word
     hit = doc.near.get(word)      # a letter dropped
     if hit is None:

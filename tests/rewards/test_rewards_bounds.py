@@ -66,3 +66,23 @@ def test_fifty_answers_at_the_largest_scored_size_are_scored():
     assert len(step.total) == 50
     assert not any(m.errors for m in step.models.values())
     assert step.models["rouge-1"].raw[3] > 0          # the reference's characters: some words match
+
+
+def test_a_word_of_thousands_of_letters_costs_no_typo_search():
+    """The typo search builds a word's one-letter deletions (its length squared in bytes): one
+    16,000-letter "word" next to twenty words of the source took 236 MiB and 0.28 s to score."""
+    import tracemalloc
+
+    from sn1.rewards.text import source_copy
+
+    rng = random.Random(5)
+    source = "The treaty divided the newly found lands between the crowns of Spain and Portugal. " * 4
+    word = "".join(rng.choices(string.ascii_lowercase, k=16_000))
+    completion = "treaty divided newly found lands crowns spain portugal " * 3 + word
+    tracemalloc.start()
+    try:
+        source_copy(source, completion)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB"
