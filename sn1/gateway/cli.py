@@ -268,14 +268,15 @@ def run(config) -> int:
 
 
 async def serve(config, wallet, chain, metagraph, conn, sock, metrics_sock=None) -> None:
-    import httpx
     import uvicorn
 
     from ..protocol.auth import hotkey_signer
+    from ..protocol.budget import budgeted_client
     from .app import ChatEndpoint, build_app
     from .metrics import Metrics
     from .relay import Relay, RelaySettings
     from .routing import Router
+    from .upstream import wire_allowance
     from .scores import read_scores
     from .view import MetagraphView
 
@@ -290,12 +291,12 @@ async def serve(config, wallet, chain, metagraph, conn, sock, metrics_sock=None)
     await store.start(router)
     # No keep-alive: httpcore may hand out a pooled connection the miner is closing (ReadError), which
     # here would cost a needless failover; a fresh connection on a LAN costs well under a millisecond.
-    http = httpx.AsyncClient(timeout=None, trust_env=False,
-                             limits=httpx.Limits(max_connections=4096, max_keepalive_connections=0))
     settings = RelaySettings(first_chunk_timeout=get(config, "gateway.first_chunk_timeout"),
                              timeout=get(config, "gateway.timeout"),
                              max_attempts=get(config, "gateway.max_attempts"),
                              log_content=bool(get(config, "gateway.log_content")))
+    # Every byte a miner sends counts (sn1.protocol.budget): 1xx floods and HTTP framing too.
+    http = budgeted_client(4096, wire_allowance(settings.max_answer_bytes))
     metrics = Metrics(replica=replica_name(config, sock), public=metrics_sock is None)
     relay = Relay(router, http, hotkey_signer(wallet), metrics, settings)
     chat = ChatEndpoint(relay, store, max_tokens=get(config, "gateway.max_tokens"))

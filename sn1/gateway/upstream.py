@@ -18,15 +18,22 @@ import httpx
 
 from ..errors import one_line
 from ..protocol.auth import sign_headers
+from ..protocol.budget import WireBudget, body_allowance, reads_allowed
 from ..protocol.metrics import CALLER_HEADER
 from ..protocol.http import error_message
 from ..protocol.sse import SSEError, SSEParser
 from ..protocol.wire import CHAT_PATH, MinerError, ProtocolError, decode_chunk
 
 MAX_EVENT_BYTES = 256 * 1024
+MAX_EVENTS = 16384 + 256      # the validator's caps (sn1.validator.query): chunks with text, events without
 MAX_MESSAGE = 300
 
 Event = tuple[str, "str | None", int]
+
+
+def wire_allowance(max_bytes: int) -> int:
+    """Bytes on the wire an answer of ``max_bytes`` body bytes may take (heads, framing)."""
+    return body_allowance(max_bytes, MAX_EVENTS)
 
 
 class MinerFailure(Exception):
@@ -44,11 +51,13 @@ class MinerStream:
     response: httpx.Response
     max_bytes: int
     started: float                    # monotonic time the request was sent
+    budget: WireBudget | None = None  # every byte on the wire (sn1.protocol.budget)
 
     def __post_init__(self):
         self._raw = self.response.aiter_raw()
         self._parser = SSEParser(max_line=MAX_EVENT_BYTES)
         self.n_bytes = 0
+        self.reads = 0
         self.done = False             # [DONE] arrived
 
     async def read(self) -> list[Event]:
@@ -60,10 +69,16 @@ class MinerStream:
             except StopAsyncIteration:
                 raise MinerFailure("protocol_error", "stream ended without data: [DONE]") from None
             except httpx.TransportError as e:
+                if self.budget is not None and self.budget.exceeded:
+                    raise MinerFailure("too_large", f"{e} (HTTP framing counts too)") from None
                 raise MinerFailure("connection_lost", f"connection lost: {type(e).__name__}: {e}") from None
             self.n_bytes += len(raw)
+            self.reads += 1
             if self.n_bytes > self.max_bytes:
                 raise MinerFailure("too_large", f"answer passed {self.max_bytes} bytes")
+            if self.reads > reads_allowed(self.n_bytes, MAX_EVENTS):
+                raise MinerFailure("protocol_error",
+                                   f"{self.reads} HTTP chunks for {self.n_bytes} bytes: the body arrives in slivers")
             try:
                 payloads = self._parser.feed(raw)
             except SSEError as e:
@@ -89,14 +104,16 @@ async def open_stream(http: httpx.AsyncClient, signer, endpoint: str, hotkey: st
     """The miner's stream and its events up to and including the first with content."""
     started = time.monotonic()
     stream: MinerStream | None = None
+    budget = WireBudget(wire_allowance(max_bytes))
     try:
         async with asyncio.timeout(first_chunk_timeout):
             headers = sign_headers(signer, body, hotkey)
             headers.update({"content-type": "application/json", "accept": "text/event-stream",
                             "accept-encoding": "identity", CALLER_HEADER: "gateway"})
             response = await http.send(http.build_request("POST", f"http://{endpoint}{CHAT_PATH}",
-                                                          content=body, headers=headers), stream=True)
-            stream = MinerStream(response, max_bytes, started)
+                                                          content=body, headers=headers,
+                                                          extensions={"trace": budget.trace}), stream=True)
+            stream = MinerStream(response, max_bytes, started, budget)
             if response.status_code != 200:
                 raise MinerFailure("refused", await error_message(response), response.status_code)
             ctype = response.headers.get("content-type", "")
@@ -114,6 +131,8 @@ async def open_stream(http: httpx.AsyncClient, signer, endpoint: str, hotkey: st
         if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
             raise MinerFailure("connect_error", f"{type(e).__name__}: {e}") from None
         if isinstance(e, httpx.TransportError):
+            if budget.exceeded:
+                raise MinerFailure("too_large", f"{e} (response heads and HTTP framing count too)") from None
             raise MinerFailure("connection_lost", f"{type(e).__name__}: {e}") from None
         raise
 

@@ -34,6 +34,7 @@ import httpx
 from ..errors import one_line
 from ..llm.base import GenParams
 from ..protocol.auth import hotkey_signer, sign_headers
+from ..protocol.budget import WireBudget, body_allowance, budgeted_client, reads_allowed
 from ..protocol.http import error_message
 from ..protocol.sse import FEED_SLICE, SSEError, SSEParser
 from ..protocol.wire import (CHAT_PATH, MinerError, ProtocolError, decode_chunk, decode_chunk_with_logprobs,
@@ -47,6 +48,9 @@ MAX_EVENT_BYTES = 256 * 1024     # one SSE event; a batch of tokens is a few hun
 MAX_DATA_LINES = 64              # per event; SN1 and OpenAI servers send one
 MAX_EMPTY_EVENTS = 256           # events without text (role, finish, keep-alive); honest streams send a few
 MAX_MESSAGE = 300                # chars of MinerResult.message: one line, whatever a miner sent
+# Connecting counts against nobody up to this: a miner that keeps its SYN queue full cannot
+# stretch a query's deadline by the kernel's retries (1, 3, 7 s ...) past timeout + this.
+CONNECT_ALLOWANCE = 2.0
 _SEND_EVENT = "http11.send_request_headers.started"
 
 
@@ -117,9 +121,9 @@ class MinerClient:
         # miner keeps an idle connection open (uvicorn: 5 s), so reuse would buy nothing; and
         # under load httpcore's pool can expire an idle connection it has just handed to a
         # request (ReadError), which benchmarks/stream_fanout.py hit at 256 streams.
-        self.http = http or httpx.AsyncClient(
-            timeout=None, trust_env=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0))
+        # Every byte read counts (sn1.protocol.budget): 1xx floods, headers and HTTP framing too.
+        self.wire_allowance = body_allowance(max_bytes, max_chunks + MAX_EMPTY_EVENTS)
+        self.http = http or budgeted_client(max_connections, self.wire_allowance)
 
     async def __aenter__(self) -> "MinerClient":
         return self
@@ -174,13 +178,17 @@ class MinerClient:
         t0: float | None = None
         got_response = False
         read = _Read()
+        budget = WireBudget(self.wire_allowance)
+        start = now()
         try:
-            async with asyncio.timeout_at(now() + timeout) as deadline:
+            async with asyncio.timeout_at(start + timeout) as deadline:
                 async def trace(event: str, info) -> None:
                     nonlocal t0
+                    await budget.trace(event, info)
                     if event == _SEND_EVENT and not deadline.expired():
                         t0 = now()
-                        deadline.reschedule(t0 + timeout)   # the miner's own clock starts here
+                        # the miner's own clock starts here; connecting may take CONNECT_ALLOWANCE
+                        deadline.reschedule(min(t0, start + CONNECT_ALLOWANCE) + timeout)
 
                 headers = sign_headers(self.signer, body, neuron.hotkey)
                 headers.update({"content-type": "application/json", "accept": "text/event-stream",
@@ -210,7 +218,10 @@ class MinerClient:
             r.status = "connect_error"
             r.message = f"cannot connect to {neuron.endpoint}: {e or type(e).__name__}"
         except httpx.TransportError as e:
-            if not read.complete:
+            if budget.exceeded and not read.complete:
+                r.status, r.truncated = "protocol_error", True
+                r.message = f"cut: {e} (response heads and HTTP framing count too)"
+            elif not read.complete:
                 r.status = "protocol_error" if got_response else "connect_error"
                 cause = e.__cause__ or e.__context__
                 r.message = f"connection lost: {type(e).__name__}: {e or cause!r}"
@@ -247,6 +258,7 @@ class MinerClient:
         parts, times, tokens = read.parts, r.chunk_times, r.chunk_tokens
         n_bytes = 0
         empty = 0
+        reads = 0
         cut = False
         try:
             async for raw in response.aiter_raw():
@@ -254,6 +266,9 @@ class MinerClient:
                     break     # bytes after [DONE]: ignore them, drop the connection
                 t = now() - t0
                 n_bytes += len(raw)
+                reads += 1
+                if reads > reads_allowed(n_bytes, max_chunks + MAX_EMPTY_EVENTS):
+                    raise SSEError(f"{reads} HTTP chunks for {n_bytes} bytes: the body arrives in slivers")
                 if n_bytes > max_bytes:
                     raw = raw[:len(raw) - (n_bytes - max_bytes)]
                     n_bytes, cut = max_bytes, True

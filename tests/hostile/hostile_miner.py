@@ -151,6 +151,28 @@ async def header_flood(w):   # headers that never end
     await repeat(w, b"x-flood: " + b"a" * 100 + b"\r\n")
 
 
+async def info_flood(w):     # interim 100 Continue responses forever, never a final one
+    await repeat(w, b"HTTP/1.1 100 Continue\r\n\r\n" * 2000)
+
+
+async def info_headers(w):   # 103 Early Hints with thousands of tiny headers, forever
+    await repeat(w, b"HTTP/1.1 103 Early Hints\r\n" + b"a: b\r\n" * 8000 + b"\r\n")
+
+
+def _http_chunks(data: bytes, ext: bytes = b"") -> bytes:
+    return b"".join(b"1%s\r\n%s\r\n" % (ext, data[i:i + 1]) for i in range(len(data)))
+
+
+async def tiny_chunks(w):    # honest events, each byte in an HTTP chunk of its own
+    w.write(SSE_HEAD.replace(b"\r\n\r\n", b"\r\ntransfer-encoding: chunked\r\n\r\n"))
+    await repeat(w, _http_chunks(b"".join(chunk(f"partial tiny{i} ") for i in range(200))))
+
+
+async def chunk_ext(w):      # an HTTP chunk extension of 90 kB per byte of body
+    w.write(SSE_HEAD.replace(b"\r\n\r\n", b"\r\ntransfer-encoding: chunked\r\n\r\n"))
+    await repeat(w, _http_chunks(chunk("partial ext "), b";x=" + b"a" * 90_000))
+
+
 async def header_drip(w):    # a status line dripped forever
     await repeat(w, b"H", pause=0.01)
 
@@ -210,7 +232,7 @@ EXTRA = {"honest": honest}
 MODES = {f.__name__: f for f in (
     surrogate, invalid_utf8, controls, bad_finish, newlines, crlf, comments, empty_data, empty_events,
     tiny_events, burst, drip_line, drip_events, giant_line, json_bomb, object_bomb, gzip_bomb, gzip_error,
-    header_flood, header_drip, endless, slow_endless, early_close, reset, miner_error, silent, bad_status,
+    header_flood, info_flood, info_headers, tiny_chunks, chunk_ext, header_drip, endless, slow_endless, early_close, reset, miner_error, silent, bad_status,
     surrogate_error)}
 
 

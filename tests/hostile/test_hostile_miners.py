@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 
+import httpcore
 import pytest
 
 from sn1.chain.base import Neuron
+from sn1.protocol.budget import budgeted_client
 from sn1.testing import ROOT, make_wallet
-from sn1.validator.query import MAX_MESSAGE, MinerClient
+from sn1.validator.query import CONNECT_ALLOWANCE, MAX_MESSAGE, MinerClient
 
 from .conftest import MODES, start_hostile
 
@@ -41,7 +43,12 @@ EXPECT = {
     "object_bomb": ("protocol_error", "nested too deeply", "partial "),
     "gzip_bomb": ("protocol_error", "content-encoding 'gzip' not accepted", ""),
     "gzip_error": ("http_error", "HTTP 500", ""),
-    "header_flood": (("connect_error", "protocol_error"), "connection lost", ""),
+    "header_flood": ("protocol_error", "bytes on the wire", ""),
+    # the wire budget: bytes that never reach a body count too (sn1/protocol/budget.py)
+    "info_flood": ("protocol_error", "bytes on the wire", ""),
+    "info_headers": ("protocol_error", "bytes on the wire", ""),
+    "tiny_chunks": ("protocol_error", "in slivers", ("partial tiny0 ",)),
+    "chunk_ext": ("protocol_error", "bytes on the wire", ""),
     "header_drip": ("timeout", "no response within", ""),
     "endless": ("protocol_error", "cut at", ("partial endless ",)),
     "slow_endless": ("timeout", "deadline", ("partial slow ",)),
@@ -105,7 +112,7 @@ async def test_every_hostile_miner_in_one_step_is_contained(net, hostile):
 
 HEAVY = ["newlines", "comments", "empty_events", "tiny_events", "burst", "drip_line", "drip_events",
          "giant_line", "json_bomb", "endless", "slow_endless", "header_flood", "silent", "crlf",
-         "object_bomb", "gzip_bomb"]
+         "object_bomb", "gzip_bomb", "info_flood", "tiny_chunks", "chunk_ext", "info_headers"]
 
 
 async def test_32_hostile_miners_keep_the_deadline_and_the_loop_responsive(net):
@@ -168,3 +175,35 @@ def test_client_prints_any_text_on_an_ascii_terminal(net, hostile):
         assert "Traceback" not in p.stderr and "UnicodeEncodeError" not in p.stderr
         assert "then text." in p.stdout and "\\ufffd" in p.stdout     # U+FFFD as an escape on ASCII
         assert "\x1b" not in p.stdout
+
+
+class SlowHandshake(httpcore.AsyncNetworkBackend):
+    """The network as a miner that keeps its accept queue full sees it: every connection is
+    made ``delay`` seconds late (the kernel's SYN retries: 1, 3, 7 s ...)."""
+
+    def __init__(self, delay: float):
+        self.inner, self.delay = httpcore.AnyIOBackend(), delay
+
+    async def connect_tcp(self, *args, **kwargs):
+        await asyncio.sleep(self.delay)
+        return await self.inner.connect_tcp(*args, **kwargs)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+async def test_a_late_handshake_stretches_the_deadline_by_the_connect_allowance_at_most(net, hostile):
+    """The miner's clock starts when the request goes out, but connecting counts against nobody
+    only up to CONNECT_ALLOWANCE: a miner that delays its handshake 4 s cannot keep a 5 s query
+    (and the step waiting for it) open for 9 s."""
+    timeout, delay = 5.0, 4.0
+    target = Neuron(uid=0, hotkey="x", coldkey="-", endpoint=f"127.0.0.1:{hostile['slow_endless']}")
+    http = budgeted_client(8, 1 << 22, backend=SlowHandshake(delay))
+    async with MinerClient(net.wallets["val"], http=http) as c:
+        t0 = time.monotonic()
+        [r] = await c.query([target], MSG, timeout=timeout)
+        wall = time.monotonic() - t0
+    await http.aclose()
+    assert r.status == "timeout" and r.completion.startswith("partial slow "), (r.status, r.message)
+    assert wall < CONNECT_ALLOWANCE + timeout + 0.5 < delay + timeout, wall
+    assert r.process_time <= timeout - (delay - CONNECT_ALLOWANCE) + 0.2, r.process_time
