@@ -231,7 +231,8 @@ async def serve(config, backend, hotkey: str, chain, metagraph, sock: socket.soc
                               keepalive_timeout=get(config, "neuron.keepalive_timeout"),
                               max_per_ip=get(config, "neuron.max_connections_per_ip"),
                               max_idle=get(config, "neuron.max_idle_connections"),
-                              max_per_validator_ip=get(config, "neuron.max_connections_per_validator_ip"))
+                              max_per_validator_ip=get(config, "neuron.max_connections_per_validator_ip"),
+                              refuse_chunked=True)
     guard = ConnectionGuard(limits)
     app.state.guard = guard
     raise_fd_limit(get(config, "neuron.max_connections") + limits.max_idle + 64)

@@ -333,6 +333,12 @@ class ChatEndpoint:
         if not has_auth_headers(headers):
             return await self._refuse(scope, receive, send, 401,
                                       "missing btauth/1 headers (X-Bittensor-*): sign the request")
+        if "transfer-encoding" in headers:
+            # Validators send a Content-Length. A chunked body costs the HTTP parser one event per
+            # chunk before anything is verified: one-byte chunks from a stranger stalled the loop.
+            return await self._refuse(scope, receive, send, 411,
+                                      "send the body with a Content-Length (chunked request bodies are refused)",
+                                      headers={"Connection": "close"})
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > s.max_request_bytes:
             return await self._refuse(scope, receive, send, 413,

@@ -17,7 +17,10 @@ module bounds what any peer can hold before it has proved anything:
   address's connections are busy with requests. An address from which a validator's
   signed request was verified (``trust``, by the app) may hold ``max_per_validator_ip``
   for ``TRUST_TTL`` seconds: a validator or a gateway runs many requests at once. Keep-alive idling is bounded
-  by uvicorn's ``timeout_keep_alive``.
+  by uvicorn's ``timeout_keep_alive``. With ``refuse_chunked`` a request whose body comes
+  in HTTP chunks gets ``411`` and the connection is closed as soon as its headers are in:
+  the parser turns each chunk into an event before the app sees any, so a stranger's
+  one-byte chunks would cost the loop time in proportion to what it sends.
 - ``Admission``: an ASGI wrapper that counts requests being handled (not
   connections) against ``max_active``; ``reserved`` of them are kept for
   requests that ``trusted(scope)`` accepts (the miner: signed by a registered
@@ -41,6 +44,10 @@ log = logging.getLogger("sn1.connections")
 
 _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
         b"content-length: 36\r\nconnection: close\r\n\r\nrequest headers not received in time")
+_411_BODY = b"send the body with a Content-Length (chunked request bodies are refused)"
+_411 = (b"HTTP/1.1 411 Length Required\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_411_BODY) + _411_BODY)
+HEAD_SLICE = 2048                     # bytes fed to the parser at a time until a request's headers are in
 
 
 @dataclass
@@ -50,6 +57,7 @@ class ConnectionLimits:
     max_per_ip: int = 64              # open connections from one source address
     max_idle: int = 1024              # connections not carrying a request, all addresses
     max_per_validator_ip: int = 1024  # from an address a validator's verified request came from
+    refuse_chunked: bool = False      # 411 for a chunked request body, before any chunk is parsed
 
 
 TRUST_TTL = 600.0                     # seconds an address stays trusted after a verified request
@@ -77,6 +85,7 @@ class ConnectionGuard:
         self.evicted = 0                            # idle connections closed to make room
         self.refused = 0                            # connections closed at once (address at its cap)
         self.header_timeouts = 0
+        self.refused_chunked = 0                    # requests refused 411 at their headers
         self.trusted: OrderedDict[str, float] = OrderedDict()   # address -> trusted until (monotonic)
 
     def trust(self, ip: str) -> None:
@@ -162,7 +171,8 @@ class ConnectionGuard:
 
     def snapshot(self) -> dict:
         return {"open": len(self.ip_of), "idle": self.n_idle, "addresses": len(self.per_ip),
-                "evicted": self.evicted, "refused": self.refused, "header_timeouts": self.header_timeouts}
+                "evicted": self.evicted, "refused": self.refused, "header_timeouts": self.header_timeouts,
+                "refused_chunked": self.refused_chunked}
 
 
 def guarded_protocol(guard: ConnectionGuard, base: type | None = None) -> type:
@@ -181,6 +191,7 @@ def guarded_protocol(guard: ConnectionGuard, base: type | None = None) -> type:
             super().connection_made(transport)
             self._guard_timer = None
             self._guard_busy = False
+            self._guard_refused = False
             ip = self.client[0] if self.client else ""
             if not guard.opened(self, ip):
                 transport.abort()       # nothing read, nothing to flush
@@ -188,8 +199,40 @@ def guarded_protocol(guard: ConnectionGuard, base: type | None = None) -> type:
             self._wait_headers()
 
         def data_received(self, data: bytes) -> None:
-            super().data_received(data)
+            if self._guard_refused:
+                return                  # a refused request's body: dropped unparsed
+            if guard.limits.refuse_chunked and not self._guard_busy and len(data) > HEAD_SLICE:
+                # Until a request's headers are in, feed the parser a slice at a time, so a
+                # chunked body behind them is refused before its chunks are parsed.
+                for i in range(0, len(data), HEAD_SLICE):
+                    super().data_received(data[i:i + HEAD_SLICE])
+                    if self._refuse_if_chunked():
+                        return
+                    if self.cycle is not None and not self.cycle.response_complete:
+                        super().data_received(data[i + HEAD_SLICE:])
+                        break
+            else:
+                super().data_received(data)
+            if guard.limits.refuse_chunked and self._refuse_if_chunked():
+                return
             self._guard_update()
+
+        def _refuse_if_chunked(self) -> bool:
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete or self.transport.is_closing():
+                return False
+            if not any(k.lower() == b"transfer-encoding" for k, _ in cycle.scope["headers"]):
+                return False
+            self._guard_refused = True
+            guard.refused_chunked += 1
+            self._cancel_timer()
+            cycle.disconnected = True           # the app, if it runs, writes nothing more
+            try:
+                self.transport.write(_411)
+            except Exception:
+                pass
+            self.transport.close()
+            return True
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

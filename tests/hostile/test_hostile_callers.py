@@ -163,6 +163,26 @@ async def test_silent_or_slow_headers_get_408_and_close(net, data):
     assert 0.8 <= took < 3.0, took
 
 
+@pytest.mark.parametrize("signed", [False, True])
+async def test_chunked_request_body_is_refused_at_its_headers(net, signed):
+    """A body in one-byte HTTP chunks: 411 and the connection closed as soon as the headers are
+    in, signed or not (validators send a Content-Length); the chunks are never parsed (the parser
+    turns each into an event: a stranger's stream of them held the miner's loop)."""
+    port = net.port("guarded")
+    before = (await health(net, "guarded"))["connections"]["refused_chunked"]
+    if signed:
+        head = signed_head(net, "guarded", b"{}", extra="transfer-encoding: chunked\r\n")
+        head = head.replace(b"content-length: 2\r\n", b"")
+    else:
+        head = (f"POST {CHAT_PATH} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
+                "x-bittensor-version: 1\r\nx-bittensor-hotkey: x\r\nx-bittensor-nonce: 1\r\n"
+                "x-bittensor-signature: 00\r\n\r\n").encode()
+    out, _ = await raw_exchange(port, head + b"1\r\n \r\n" * 500)
+    assert out.startswith(b"HTTP/1.1 411 ") and b"Content-Length" in out, out[:200]
+    assert (await health(net, "guarded"))["connections"]["refused_chunked"] == before + 1
+    assert (await ask(net, "guarded")).status == "ok"
+
+
 async def test_slow_header_drip_is_cut_at_the_deadline(net):
     """A byte every 100 ms keeps a connection busy but never completes: the deadline is absolute."""
     t0 = time.monotonic()
@@ -252,7 +272,7 @@ async def test_malformed_and_oversize_requests_get_a_4xx(net, case):
     elif case == "chunked_past_limit":
         head = signed_head(net, "guarded", b"").replace(b"content-length: 0\r\n", b"transfer-encoding: chunked\r\n")
         data = head + b"".join(b"1000\r\n" + b"x" * 0x1000 + b"\r\n" for _ in range(3)) + b"0\r\n\r\n"
-        expect = b"413"
+        expect = b"411"         # chunked bodies are refused whatever their size, before any is read
     elif case == "header_flood":
         # headers that never end: h11 refuses an incomplete head past 16 KiB
         data = b"GET /health HTTP/1.1\r\nhost: x\r\n" + \
