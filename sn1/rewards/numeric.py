@@ -24,7 +24,13 @@ Departures (README "Where we differ"), so that only the right number pays:
 * trailing punctuation ("42!", "(42)", "42;") and a leading "$" or "(" are
   stripped before parsing;
 * a percentage ("45.91%", "45.91 %", "45.91 percent") is its number, and also
-  that number / 100: a probability of 0.4591 answered "45.91%" is right.
+  that number / 100: a probability of 0.4591 answered "45.91%" is right;
+* the answer a completion marks is the one read: the last ``\boxed{...}``, else
+  the sentence after the last "the answer is" / "Answer:" / "final answer",
+  else the whole text (`answer_part`); LaTeX and markdown are read as plain
+  maths first (``\frac{3}{4}``, ``$42$``, ``**42**``, ``x=42``, ``≈42``). An
+  LLM's "\boxed{42}" followed by "... your 3 questions" scored 0 as its last
+  number was 3. Only one number is ever read, so marking several gains nothing.
 """
 
 from __future__ import annotations
@@ -78,8 +84,65 @@ def _parse_expression(word: str) -> float | None:
     return _finite(value.real)
 
 
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_MARKER = re.compile(r"final answer|the answer is|answer\s*(?:is|:|=)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
+_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_SQRT = re.compile(r"\\sqrt\s*\{([^{}]*)\}")
+_BOLD = re.compile(r"(?<![\w)])\*\*([^*\n]+?)\*\*(?![\w(])")    # **42**, not 9**9**9
+_LATEX_WORDS = {"\\cdot": "*", "\\times": "*", "\\pi": "pi", "\\%": "%", "\\,": "", "\\!": "",
+                "\\left": "", "\\right": "", "\\(": " ", "\\)": " ", "\\[": " ", "\\]": " ",
+                "$": " ", "`": " ", "\u2212": "-"}
+MAX_MARKED_CHARS = 400     # the marked answer read (a sentence, a box)
+
+
+def _braced(text: str, start: int) -> str:
+    """The text inside the braces that open at text[start - 1] ("{"), up to its match."""
+    depth = 1
+    for i in range(start, min(len(text), start + MAX_MARKED_CHARS)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start:i]
+    return text[start:start + MAX_MARKED_CHARS]
+
+
+def plain_maths(text: str) -> str:
+    """LaTeX and markdown written as plain maths: \\frac{a}{b} -> (a)/(b), \\sqrt{x} -> sqrt(x),
+    \\cdot -> *, math delimiters ($, \\( \\), \\[ \\]), bold and code marks out."""
+    for _ in range(4):          # nested fractions, innermost first
+        text, n = _FRAC.subn(r"(\1)/(\2)", text)
+        if not n:
+            break
+    text = _SQRT.sub(r"sqrt(\1)", text)
+    for latex, plain in _LATEX_WORDS.items():
+        text = text.replace(latex, plain)
+    return _BOLD.sub(r" \1 ", text)
+
+
+def answer_part(completion: str) -> str:
+    """The part of `completion` that states its answer, as plain maths: the last \\boxed{...};
+    else the sentence after the last "the answer is" / "Answer:" / "final answer" (the next
+    line when that one ends there) when it holds a digit; else the whole completion."""
+    boxes = list(_BOXED.finditer(completion))
+    if boxes:
+        return plain_maths(_braced(completion, boxes[-1].end()))
+    marks = list(_MARKER.finditer(completion))
+    if marks:
+        rest = completion[marks[-1].end():marks[-1].end() + MAX_MARKED_CHARS].lstrip(" \t:=*")
+        rest = rest.lstrip("\n") if not rest.split("\n", 1)[0].strip() else rest
+        end = _SENTENCE_END.search(rest)
+        sentence = rest[:end.start() + 1] if end else rest
+        if _DIGIT_RE.search(sentence):
+            return plain_maths(sentence)
+    return plain_maths(completion)
+
+
 def _clean(word: str) -> str:
-    """Commas out; trailing punctuation and unbalanced closing/opening brackets off."""
+    """Commas out; trailing punctuation and unbalanced closing/opening brackets off; what
+    precedes the last "=" and a leading "≈" / "~" off."""
+    if "=" in word:
+        word = word.rsplit("=", 1)[1]
+    word = word.lstrip("≈~")
     word = _PERCENT_END.sub(r"\1", word.replace(",", "")).rstrip(".!?;:\"'…")
     while word and word[-1] in ")]}" and word.count(word[-1]) > word.count({")": "(", "]": "[", "}": "{"}[word[-1]]):
         word = word[:-1].rstrip(".!?;:\"'")
@@ -164,7 +227,7 @@ def _rounded_match(ref: float, word: str) -> bool:
 def float_diff(reference: str, completion: str, challenge: str = "") -> float:
     """Credit for the completion's last number against the numeric reference (rules in the module doc)."""
     ref = reference_number(reference)
-    words = completion.split()
+    words = answer_part(completion).split()
     found = _last(words)
     if ref is None or found is None:
         return 0.0

@@ -164,6 +164,27 @@ def test_diff_100kb_completion():
     ("33", "maybe 10 or 20 or 30 or 33", 0.0),
     ("33", "between 30 and 33", 1.0),               # two numbers are not a list of guesses
     ("36", "12 * 3 = 36", 1.0),                     # working shown is not a list
+    # the answer as LLMs mark it, in LaTeX or markdown (each scored 0 before)
+    ("42", "\\boxed{42}", 1.0),
+    ("42", "So the total is $\\boxed{42}$.", 1.0),
+    ("42", "It is $42$.", 1.0),
+    ("42", "It is **42**.", 1.0),
+    ("42", "It is `42`.", 1.0),
+    ("42", "x=42", 1.0),
+    ("42", "≈42", 1.0),
+    ("0.75", "\\frac{3}{4}", 1.0),
+    ("0.75", "The answer is $\\boxed{\\dfrac{3}{4}}$.", 1.0),
+    ("1.4142135623730951", "\\(\\sqrt{2}\\)", 1.0),
+    ("-5", "\u22125", 1.0),                          # a minus sign, not a hyphen
+    # the marked answer wins over a number in a sign-off after it
+    ("42", "So \\boxed{42}. Ask me about 3 more topics!", 1.0),
+    ("42", "The answer is 42. I hope this helps with your 3 questions.", 1.0),
+    ("42", "The answer is:\n42\nThanks for the 3 problems", 1.0),
+    ("36", "The answer is 12 * 3 = 36. Enjoy!", 1.0),
+    # one number is read whatever is marked: the last box
+    ("5", "\\boxed{5} or \\boxed{7}", 0.0),
+    ("7", "\\boxed{5} or \\boxed{7}", 1.0),
+    ("33", "\\boxed{1, 2, 3, 33}", 0.0),            # a list in a box is a list
 ])
 def test_float_diff_hand_values(reference, completion, expected):
     assert float_diff(reference, completion) == pytest.approx(expected)
