@@ -107,6 +107,42 @@ def test_diff_is_the_longest_common_subsequence_ratio():
     assert diff("", "") == 1.0
 
 
+FIXED = """def mean(xs):
+    if not xs:
+        raise ValueError("empty")
+    total = 0
+    for x in xs:
+        total += x
+    return total / len(xs)
+"""
+BROKEN = FIXED.replace("        total += x\n", "")
+ASKED = f"Can you find and fix the bug in this python code?\n\n```python\n{BROKEN}```"
+
+
+@pytest.mark.parametrize("completion, low, high", [
+    (BROKEN, 0.0, 0.0),                                     # the challenge's code echoed: scored 0.93
+    (f"```python\n{BROKEN}```", 0.0, 0.0),                  # ... fenced
+    (f"The loop never adds:\n\n```python\n{FIXED}```\nNow it sums.", 1.0, 1.0),   # the fix, explained
+    (FIXED, 1.0, 1.0),
+    (FIXED.replace("len(xs)", "len(x)"), 0.5, 0.99),        # closer, not right
+    ("The bug is a missing line. Add it back.", 0.0, 0.0),
+])
+def test_diff_pays_the_improvement_on_the_challenges_code(completion, low, high):
+    assert low <= diff(FIXED, completion, ASKED) <= high
+    # without a challenge holding code: the plain similarity of the completion's code
+    assert diff(FIXED, completion) == diff(FIXED, completion, "what is wrong here?")
+
+
+def test_debugging_task_scores_the_echo_below_the_fix():
+    from sn1.rewards import score
+    from sn1.tasks.definitions import TASKS
+
+    spec = TASKS["debugging"]
+    step = score(list(spec.rewards), list(spec.penalties), FIXED, ASKED,
+                 [BROKEN, f"Here it is:\n```python\n{FIXED}```"])
+    assert step.total == [0.0, 1.0]
+
+
 @pytest.mark.timeout(60)
 def test_diff_does_not_take_quadratic_time():
     # difflib's search is quadratic when no character is common enough to be junk (every
