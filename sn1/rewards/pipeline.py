@@ -24,7 +24,9 @@ Completions that are one text (the same words, give or take a few: word
 3-grams shared, see `copies`; at least MIN_SHARED_WORDS words) sent by
 several uids in one step share one reward: each gets total / copies. A cabal
 of sybils answering with one text, each copy with its own nonce or edits,
-earns what one miner would; short answers ("22 March 1945") that honest
+earns what one miner would, and so does one whose copies are edited all
+through (words swapped, changed, added or dropped every few words: the same
+words in much the same order); short answers ("22 March 1945") that honest
 miners give alike are not shared.
 
 `score()` is blocking CPU work (relevance runs a transformer): call it from a
@@ -37,7 +39,7 @@ import inspect
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -60,6 +62,16 @@ MIN_SHARED_WORDS = 10                    # completions this long that are one te
 # question (temperature 0.2, other seeds) shared at most 0.58 of them in 24 tries
 SHARED_OVERLAP = 0.75
 SHARED_WINDOW_WORDS = 1000               # ... judged on the first this many words
+# ... or, from SHARED_EDIT_MIN_WORDS words on, when the words in order (2·LCS / both lengths) are
+# SHARED_SEQUENCE alike or the words in any order (shared counts / the larger) SHARED_BAG alike:
+# a copy edited everywhere (a pair of words swapped every 6 words, a word changed every 5th,
+# inserted or dropped every 4th) keeps few 3-grams but its words and their order. Measured on
+# SmolLM2 answers of 30 words or more to one question, other seeds: at the temperature the
+# validator asks for (0.7) pairs were at most 0.32 / 0.44 alike, at 0.2 at most 0.57 / 0.54;
+# the edits above 0.60-0.83 / 0.46-1.0 (benchmarks/RESULTS.md).
+SHARED_EDIT_MIN_WORDS = 30
+SHARED_SEQUENCE = 0.6
+SHARED_BAG = 0.85
 
 # A batch model: (reference, completions, options, challenge) -> (rewards, per-completion seconds).
 BatchModel = Callable[..., "tuple[list[float], list[float]]"]
@@ -256,14 +268,26 @@ def copies(completions: list[str], challenge: str = "") -> list[int]:
     characters do not count; 3-grams of the challenge left out, so two answers that restate
     the question alike are not one text for it) are at least SHARED_OVERLAP of the larger
     set. A sybil's nonce word, a changed word or two, or its own closing line leaves two
-    pastes one text; two answers written apart share few 3-grams. Judged on the first
-    SHARED_WINDOW_WORDS words; groups are joined transitively.
+    pastes one text; two answers written apart share few 3-grams. From SHARED_EDIT_MIN_WORDS
+    words (the challenge's left out) also one text: the words in order SHARED_SEQUENCE alike
+    (2·LCS / both lengths) or the words in any order SHARED_BAG alike, so a copy edited all
+    through (swapped, changed, inserted or dropped words every few words) is one text too.
+    Judged on the first SHARED_WINDOW_WORDS words; groups are joined transitively.
     """
-    asked = set(_trigrams(text.tokens(challenge)[:SHARED_WINDOW_WORDS])) if challenge else set()
+    from rapidfuzz.distance import Indel
+
+    asked_words = text.tokens(challenge)[:SHARED_WINDOW_WORDS] if challenge else []
+    asked, asked_set = set(_trigrams(asked_words)), set(asked_words)
     grams: list[set | None] = []
+    seqs: list[list[str] | None] = []       # words not in the challenge, in order (long texts only)
+    bags: list[_Bag | None] = []
     for c in completions:
         words = text.tokens(c)[:SHARED_WINDOW_WORDS]
         grams.append(set(_trigrams(words)) - asked if len(words) >= MIN_SHARED_WORDS else None)
+        own = [w for w in words if w not in asked_set]
+        long_enough = len(own) >= SHARED_EDIT_MIN_WORDS
+        seqs.append(own if long_enough else None)
+        bags.append(_Bag(own) if long_enough else None)
     parent = list(range(len(completions)))
 
     def root(i: int) -> int:
@@ -275,16 +299,41 @@ def copies(completions: list[str], challenge: str = "") -> list[int]:
     for i, a in enumerate(grams):
         for j in range(i + 1, len(grams)):
             b = grams[j]
-            if not a or not b:
+            if not a or not b or root(i) == root(j):     # joined already (by another copy)
                 continue
             big = max(len(a), len(b))
             # the size test first: most pairs are told apart without intersecting
             if min(len(a), len(b)) >= SHARED_OVERLAP * big and len(a & b) >= SHARED_OVERLAP * big:
                 parent[root(j)] = root(i)
+            elif seqs[i] is not None and seqs[j] is not None and _edited_copy(seqs[i], seqs[j], bags[i], bags[j], Indel):
+                parent[root(j)] = root(i)
     sizes = defaultdict(int)
     for i in range(len(completions)):
         sizes[root(i)] += 1
     return [sizes[root(i)] for i in range(len(completions))]
+
+
+class _Bag(Counter):
+    """A text's word counts, and its words as a set (pairs intersect sets at C speed)."""
+
+    def __init__(self, words: list[str]):
+        super().__init__(words)
+        self.words = frozenset(self)
+
+
+def _edited_copy(a: list[str], b: list[str], bag_a: _Bag, bag_b: _Bag, indel) -> bool:
+    """The same words in much the same order, or nearly the same words in any order."""
+    big, small = max(len(a), len(b)), min(len(a), len(b))
+    # 2·LCS / (small + big) <= 2·small / (small + big): most pairs are told apart by size alone
+    if small * (2 - SHARED_SEQUENCE) < SHARED_SEQUENCE * big:
+        return False
+    # words both hold, counts clipped (the LCS is at most this); the sets' C intersection first
+    shared = sum(min(bag_a[w], bag_b[w]) for w in bag_a.words & bag_b.words)
+    if shared >= SHARED_BAG * big:
+        return True
+    if 2 * shared < SHARED_SEQUENCE * (len(a) + len(b)):
+        return False
+    return indel.normalized_similarity(a, b, score_cutoff=SHARED_SEQUENCE) >= SHARED_SEQUENCE
 
 
 def _trigrams(words: list[str]):

@@ -286,15 +286,18 @@ def test_restating_the_challenge_alike_is_not_one_text():
     assert copies([a, b], challenge) == [1, 1]
 
 
-def test_copies_are_joined_transitively_and_bounded():
-    # a ~ b and b ~ c join all three, though a and c alone are apart: three words edited
-    # change 9 of 40 3-grams (31/40 = 0.775 shared); six change 18 (22/40 = 0.55)
+def test_copies_are_joined_transitively_and_bounded(monkeypatch):
+    # a ~ b and b ~ c join all three, though a and c alone are apart by 3-grams: three words
+    # edited change 9 of 40 3-grams (31/40 = 0.775 shared); six change 18 (22/40 = 0.55)
     words = PASTE.split()
     a = " ".join(words)
     b = " ".join(f"x{i}" if i in (5, 15, 25) else w for i, w in enumerate(words))
     c = " ".join(f"y{i}" if i in (10, 20, 30) else w for i, w in enumerate(b.split()))
-    assert copies([a, c]) == [1, 1]
-    assert copies([a, b, c]) == [3, 3, 3]
+    assert copies([a, c]) == [2, 2]             # ... but 36 of 42 words in order: one text edited
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "SHARED_EDIT_MIN_WORDS", 10**6)     # 3-grams only
+        assert copies([a, c]) == [1, 1]
+        assert copies([a, b, c]) == [3, 3, 3]
     # only the first SHARED_WINDOW_WORDS words are read: a shared 1,000-word head is one text
     head = " ".join(f"w{i}" for i in range(SHARED_WINDOW_WORDS))
     assert copies([head + " tail one " * 3000, head + " other end " * 3000]) == [2, 2]
@@ -389,3 +392,43 @@ def test_word_reuse_unicode_and_large():
     big = " ".join(reversed(WORDS30)) + " " + "filler " * 200_000           # ~1.4 MB
     assert word_reuse(DOC, big) == pytest.approx(30 / 1000)
     assert source_copy(DOC, big) == 0.0
+
+
+LONG = ("the treaty of tordesillas was signed in the spanish town of tordesillas in june 1494 and it divided "
+        "the newly discovered lands outside europe between the portuguese empire and the crown of castile "
+        "along a meridian three hundred and seventy leagues west of the cape verde islands which lay off "
+        "the west coast of africa and portugal soon found that brazil lay east of the line")   # 65 words
+
+
+def _swap_pairs(t: str, every: int) -> str:
+    w = t.split()
+    for i in range(0, len(w) - 1, every):
+        w[i], w[i + 1] = w[i + 1], w[i]
+    return " ".join(w)
+
+
+def _every(t: str, every: int, fn) -> str:
+    return " ".join(fn(w) if i % every == every - 1 else w for i, w in enumerate(t.split()))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: _swap_pairs(t, 6),                                   # 3-grams kept: 0.38 (was its own text)
+    lambda t: _swap_pairs(t, 2),                                   # every pair swapped: 3-grams 0
+    lambda t: _every(t, 5, lambda w: "quite"),               # every 5th word changed
+    lambda t: _every(t, 4, lambda w: w + " indeed"),         # a word added every 4th
+    lambda t: _every(t, 4, lambda w: ""),                    # every 4th word dropped
+])
+def test_a_copy_edited_all_through_is_one_text(edit):
+    edited = edit(LONG)
+    assert copies([LONG, edited]) == [2, 2]
+    step = score([RewardSpec("rouge", 1.0, {"ngram": "rouge-1"})], [], LONG, "", [LONG, edited])
+    assert step.total[0] == pytest.approx(step.models["rouge-1"].raw[0] / 2)
+
+
+def test_answers_written_apart_on_one_subject_are_not_one_text():
+    other = ("in 1494 spain and portugal agreed at tordesillas to split the new world along a line drawn "
+             "through the atlantic ocean so that the lands west of it went to castile while lands to the east "
+             "went to portugal which is why brazil speaks portuguese today unlike the rest of south america")
+    assert copies([LONG, other]) == [1, 1]
+    # the same words as the question, in the question's order, are not held against either
+    assert copies([LONG, other], challenge=LONG) == [1, 1]
