@@ -16,7 +16,12 @@ Three parts, real code over real sockets on 127.0.0.1:
    2,000 idle connections (reopening any the miner closes) from one address and
    from 100 addresses. Goal: <= 2x idle-free.
 
-    python benchmarks/hostile.py [--parts reader step miner] [--requests 40]
+2b. ``wire``: one hostile miner at a time whose bytes never reach a body (1xx floods, a 103
+   with thousands of headers, one-byte HTTP chunks, chunk extensions); the validator's CPU and
+   wall time for its query (timeout --timeout). Goal: cut by the wire budget in well under a
+   second of CPU, not parsed until the deadline.
+
+    python benchmarks/hostile.py [--parts reader step wire miner] [--requests 40]
 """
 
 from __future__ import annotations
@@ -204,6 +209,43 @@ def part_step(tmp: str, rounds: int, timeout: float, freeze: bool = True) -> dic
     return {"wall": max(r[0] for r in runs), "stall_ms": max(r[1][0] for r in runs) * 1000}
 
 
+# ---- 2b. bytes that never reach a body ---------------------------------------------------------
+
+WIRE = ["info_flood", "info_headers", "tiny_chunks", "chunk_ext"]
+
+
+async def wire_rounds(wallet, ports, timeout: float) -> list:
+    from sn1.chain.base import Neuron
+    from sn1.validator.query import MinerClient
+
+    out = []
+    async with MinerClient(wallet) as client:
+        for mode, port in zip(WIRE, ports):
+            target = Neuron(uid=0, hotkey=wallet.hotkey.ss58_address, coldkey="-", endpoint=f"127.0.0.1:{port}")
+            c0, t0 = time.process_time(), time.monotonic()
+            [r] = await client.query([target], MSG, timeout=timeout)
+            out.append((mode, time.process_time() - c0, time.monotonic() - t0, r))
+    return out
+
+
+def part_wire(tmp: str, timeout: float) -> None:
+    """One miner at a time of each shape whose bytes never reach a body (1xx floods, 103 headers,
+    one-byte HTTP chunks, chunk extensions): the validator's CPU and wall time for its query."""
+    from sn1.testing import make_wallet
+
+    proc, ports = start_hostile(WIRE)
+    try:
+        wallet = make_wallet(os.path.join(tmp, "wallets"), "bench-validator")
+        runs = asyncio.run(wire_rounds(wallet, ports, timeout))
+    finally:
+        proc.kill()
+        proc.wait()
+    print(f"\n## wire: one miner per shape, timeout {timeout:g}s (sn1/protocol/budget.py)")
+    print("| shape | validator CPU s | wall s | status | why |\n|---|---:|---:|---|---|")
+    for mode, cpu, wall, r in runs:
+        print(f"| {mode} | {cpu:.2f} | {wall:.2f} | {r.status} | {r.message[:60]} |")
+
+
 # ---- 3. miner latency under an idle-connection flood --------------------------------------------
 
 def attacker(port: int, n: int, sources: int, seconds: float, churn: bool) -> None:
@@ -324,7 +366,8 @@ def part_miner(tmp: str, n: int, idle: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", nargs="+", default=["reader", "step", "miner"], choices=["reader", "step", "miner"])
+    ap.add_argument("--parts", nargs="+", default=["reader", "step", "wire", "miner"],
+                    choices=["reader", "step", "wire", "miner"])
     ap.add_argument("--size", type=int, default=4 << 20, help="bytes per reader case")
     ap.add_argument("--rounds", type=int, default=3, help="step rounds")
     ap.add_argument("--timeout", type=float, default=5.0, help="step timeout, seconds")
@@ -342,6 +385,8 @@ def main() -> None:
             part_reader(args.size)
         if "step" in args.parts:
             part_step(tmp, args.rounds, args.timeout, not args.no_freeze)
+        if "wire" in args.parts:
+            part_wire(tmp, args.timeout)
         if "miner" in args.parts:
             part_miner(tmp, args.requests, args.idle)
 
