@@ -8,8 +8,11 @@ a match that is not a real date, e.g. 31/02/2000, is skipped):
   impossible, e.g. 25/7/1776), also with ``-``;
 * ``M/D/YY`` (month first, same fallback), two-digit years read as Python's
   ``%y`` does: 00-68 -> 2000-2068, 69-99 -> 1969-1999;
-* ``D Month YYYY`` and ``Month D, YYYY`` (full English month names, any case,
-  optional comma, optional ordinal suffix: "July 4th, 1776").
+* ``D Month YYYY``, ``D of Month YYYY`` and ``Month D, YYYY`` (full English
+  month names, any case, optional comma, optional ordinal suffix: "July 4th,
+  1776", "4th of July 1776");
+* ``YYYY-MM-DD`` (ISO 8601, never swapped) and ``D.M.YYYY`` (dotted dates are
+  written day first; month first when that reading is impossible).
 
 Distance = |day-of-year difference| (both dates placed in the leap year 2000,
 as the original did) + 365 x |year difference|; 500 when either text has no
@@ -54,6 +57,9 @@ _PATTERNS = (
     re.compile(r"\b(?P<m>\d{1,2})[/-](?P<d>\d{1,2})[/-](?P<yy>\d{2})\b"),       # M/D/YY
     re.compile(rf"\b{_DAY}\s+{_MONTH},?\s+(?P<year>\d{{3,4}})\b"),   # D Month YYYY
     re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+(?P<year>\d{{3,4}})\b"),   # Month D, YYYY
+    re.compile(rf"\b{_DAY}\s+of\s+{_MONTH},?\s+(?P<year>\d{{3,4}})\b"),   # D of Month YYYY
+    re.compile(r"\b(?P<year>\d{4})-(?P<iso_m>\d{1,2})-(?P<iso_d>\d{1,2})\b"),   # YYYY-MM-DD (ISO 8601)
+    re.compile(r"\b(?P<dd>\d{1,2})\.(?P<mm>\d{1,2})\.(?P<year>\d{3,4})\b"),   # D.M.YYYY (day first)
 )
 
 
@@ -70,6 +76,13 @@ def _read(match: re.Match) -> tuple[int, int] | None:
     if g.get("month"):
         month = _MONTH_NUMBER.get(g["month"].lower())
         doy = _day_of_2000(month, int(g["day"])) if month else None
+        return (doy, int(g["year"])) if doy else None
+    if g.get("iso_m") is not None:      # year, month, day: never read the other way
+        doy = _day_of_2000(int(g["iso_m"]), int(g["iso_d"]))
+        return (doy, int(g["year"])) if doy else None
+    if g.get("dd") is not None:         # dotted dates are written day first
+        day, month = int(g["dd"]), int(g["mm"])
+        doy = _day_of_2000(month, day) or _day_of_2000(day, month)
         return (doy, int(g["year"])) if doy else None
     if g.get("yy") is not None:
         yy = int(g["yy"])

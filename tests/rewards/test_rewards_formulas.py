@@ -271,6 +271,12 @@ def test_date_formats():
     assert first_date("on 7/4/05") == (186, 2005)
     assert first_date("31/02/2000 then 1/3/2000") == (3, 2000)    # impossible date skipped; Jan 3
     assert first_date("July 4, 1776 or 14 July 1789") == july4     # earliest in the text
+    # how LLMs and other writers also write dates (each scored 0 before)
+    assert first_date("on 1776-07-04.") == july4                   # ISO 8601: never swapped
+    assert first_date("on 1776-04-07") == (98, 1776)
+    assert first_date("the 4th of July 1776") == july4
+    assert first_date("am 04.07.1776") == july4                    # dotted: day first
+    assert first_date("am 25.12.1776") == (360, 1776)
 
 
 def test_date_hand_values():
