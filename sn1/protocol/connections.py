@@ -206,8 +206,8 @@ def guarded_protocol(guard: ConnectionGuard, base: type | None = None) -> type:
                 # chunked body behind them is refused before its chunks are parsed.
                 for i in range(0, len(data), HEAD_SLICE):
                     super().data_received(data[i:i + HEAD_SLICE])
-                    if self._refuse_if_chunked():
-                        return
+                    if self._refuse_if_chunked() or self.transport.is_closing():
+                        return          # refused here, or by the parser (a 400 for garbage)
                     if self.cycle is not None and not self.cycle.response_complete:
                         super().data_received(data[i + HEAD_SLICE:])
                         break
@@ -219,23 +219,28 @@ def guarded_protocol(guard: ConnectionGuard, base: type | None = None) -> type:
 
         def _refuse_if_chunked(self) -> bool:
             cycle = self.cycle
-            if cycle is None or cycle.response_complete or self.transport.is_closing():
+            if cycle is None or self.transport.is_closing():
                 return False
             if not any(k.lower() == b"transfer-encoding" for k, _ in cycle.scope["headers"]):
                 return False
             self._guard_refused = True
             guard.refused_chunked += 1
             self._cancel_timer()
-            cycle.disconnected = True           # the app, if it runs, writes nothing more
-            try:
-                self.transport.write(_411)
-            except Exception:
-                pass
+            if not cycle.response_complete:     # else the app refused it already (same 411)
+                cycle.disconnected = True       # the app, if it runs, writes nothing more
+                try:
+                    self.transport.write(_411)
+                except Exception:
+                    pass
             self.transport.close()
             return True
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            # A request sent right behind this one is parsed now (it waited for this response):
+            # chunked, it is refused here, or its chunks would be parsed with nobody checking.
+            if guard.limits.refuse_chunked and self._refuse_if_chunked():
+                return
             self._guard_update()
 
         def connection_lost(self, exc) -> None:

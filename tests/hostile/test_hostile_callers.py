@@ -163,11 +163,13 @@ async def test_silent_or_slow_headers_get_408_and_close(net, data):
     assert 0.8 <= took < 3.0, took
 
 
-@pytest.mark.parametrize("signed", [False, True])
-async def test_chunked_request_body_is_refused_at_its_headers(net, signed):
+@pytest.mark.parametrize("signed, behind", [(False, False), (True, False), (False, True)])
+async def test_chunked_request_body_is_refused_at_its_headers(net, signed, behind):
     """A body in one-byte HTTP chunks: 411 and the connection closed as soon as the headers are
-    in, signed or not (validators send a Content-Length); the chunks are never parsed (the parser
-    turns each into an event: a stranger's stream of them held the miner's loop)."""
+    in, signed or not (validators send a Content-Length), and when it is sent right behind
+    another request on the same connection (parsed only once that one is answered); the chunks
+    are never parsed (the parser turns each into an event: a stranger's stream of them held
+    the miner's loop)."""
     port = net.port("guarded")
     before = (await health(net, "guarded"))["connections"]["refused_chunked"]
     if signed:
@@ -177,7 +179,11 @@ async def test_chunked_request_body_is_refused_at_its_headers(net, signed):
         head = (f"POST {CHAT_PATH} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
                 "x-bittensor-version: 1\r\nx-bittensor-hotkey: x\r\nx-bittensor-nonce: 1\r\n"
                 "x-bittensor-signature: 00\r\n\r\n").encode()
-    out, _ = await raw_exchange(port, head + b"1\r\n \r\n" * 500)
+    first = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n" if behind else b""
+    out, _ = await raw_exchange(port, first + head + b"1\r\n \r\n" * 500)
+    if behind:
+        assert out.startswith(b"HTTP/1.1 200 "), out[:200]
+        out = out[out.index(b"HTTP/1.1 ", 10):]
     assert out.startswith(b"HTTP/1.1 411 ") and b"Content-Length" in out, out[:200]
     assert (await health(net, "guarded"))["connections"]["refused_chunked"] == before + 1
     assert (await ask(net, "guarded")).status == "ok"
@@ -263,6 +269,7 @@ async def test_replayed_request_is_refused(net):
 
 
 @pytest.mark.parametrize("case", ["huge_length", "chunked_past_limit", "header_flood", "bad_request_line",
+                                  "bad_request_line_long",
                                   "bad_json", "json_bomb", "not_object", "binary"])
 async def test_malformed_and_oversize_requests_get_a_4xx(net, case):
     port = net.port("guarded")
@@ -281,6 +288,9 @@ async def test_malformed_and_oversize_requests_get_a_4xx(net, case):
     elif case == "bad_request_line":
         data = b"\x16\x03\x01 GARBAGE \xff\xfe\r\n\r\n"
         expect = b"400"
+    elif case == "bad_request_line_long":     # more than one slice of the guard's header parsing
+        data = b"GARBAGE\r\n\r\n" + b"x" * 6000
+        expect = b"400"
     else:
         body = {"bad_json": b"{not json", "json_bomb": b"[" * 4000 + b"]" * 4000,
                 "not_object": b"[1, 2]", "binary": bytes(range(256))}[case]
@@ -291,6 +301,8 @@ async def test_malformed_and_oversize_requests_get_a_4xx(net, case):
     assert out.startswith(b"HTTP/1.1 " + expect) or (case == "header_flood" and out == b"RESET"), out[:300]
     assert took < 3.0
     assert b"Traceback" not in out
+    log = net.miners["guarded"][2].read_text()
+    assert "Traceback" not in log and "Fatal error" not in log, log[-2000:]
 
 
 async def test_refused_connections_do_no_model_work(net):
