@@ -5,8 +5,9 @@ each --temps temperature (the validator asks for 0.7; 0.2 is near-greedy, the ha
 Copies: one honest answer and the same answer edited all through the way a cabal would dodge an
 exact-match rule: a pair of words swapped every k words, a word changed / added / dropped every
 k-th word. Prints, per temperature, how many honest pairs `copies` joins (false sharing) and,
-per edit, how many copies it joins (caught); answers of 30 words or more only for the edits
-(shorter ones are judged on 3-grams alone).
+per edit, how many copies it joins (caught), for answers with 40+ words outside the question and
+for answers that are mostly the question (judged on 3-grams alone, as the question's words are
+left out of the edit rules).
 
     .venv/bin/python benchmarks/copies.py [--pairs 30] [--temps 0.2 0.7] [--save FILE | --load FILE]
 
@@ -104,11 +105,21 @@ def main() -> None:
         joined = sum(copies([p["a"], p["b"]], p["challenge"]) == [2, 2] for p in ps)
         print(f"honest pairs at T={t}: {joined}/{len(ps)} joined (answers of 10 words or more)")
     rng = random.Random(1)
-    long = [p for p in pairs if len(text.tokens(p["a"])) >= SHARED_EDIT_MIN_WORDS + 10]
-    print(f"edited copies of {len(long)} answers of {SHARED_EDIT_MIN_WORDS + 10}+ words:")
-    for name, edit in edits(rng).items():
-        caught = sum(copies([p["a"], edit(p["a"])], p["challenge"]) == [2, 2] for p in long)
-        print(f"  {name:32s} {caught}/{len(long)} joined")
+
+    def own(p) -> int:        # words of the answer the question does not hold
+        asked = set(text.tokens(p["challenge"]))
+        return sum(w not in asked for w in text.tokens(p["a"]))
+
+    groups = {f"{SHARED_EDIT_MIN_WORDS + 10}+ words outside the question":
+              [p for p in pairs if own(p) >= SHARED_EDIT_MIN_WORDS + 10],
+              f"40+ words, fewer outside the question (mostly the question echoed)":
+              [p for p in pairs if len(text.tokens(p["a"])) >= 40 and own(p) < SHARED_EDIT_MIN_WORDS + 10]}
+    edit_fns = edits(rng)
+    for label, group in groups.items():
+        print(f"edited copies of the {len(group)} answers of {label}:")
+        for name, edit in edit_fns.items():
+            caught = sum(copies([p["a"], edit(p["a"])], p["challenge"]) == [2, 2] for p in group)
+            print(f"  {name:32s} {caught}/{len(group)} joined")
 
 
 if __name__ == "__main__":

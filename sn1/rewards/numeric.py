@@ -86,7 +86,7 @@ def _parse_expression(word: str) -> float | None:
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _MARKER = re.compile(r"final answer|the answer is|answer\s*(?:is|:|=)", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|[,;]\s|\n")     # "42, because ...": the clause ends
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _SQRT = re.compile(r"\\sqrt\s*\{([^{}]*)\}")
 _BOLD = re.compile(r"(?<![\w)])\*\*([^*\n]+?)\*\*(?![\w(])")    # **42**, not 9**9**9
@@ -122,19 +122,40 @@ def plain_maths(text: str) -> str:
 def answer_part(completion: str) -> str:
     """The part of `completion` that states its answer, as plain maths: the last \\boxed{...};
     else the sentence after the last "the answer is" / "Answer:" / "final answer" (the next
-    line when that one ends there) when it holds a digit; else the whole completion."""
+    line when that one ends there) when it begins with a number; else the whole completion."""
     boxes = list(_BOXED.finditer(completion))
     if boxes:
         return plain_maths(_braced(completion, boxes[-1].end()))
     marks = list(_MARKER.finditer(completion))
     if marks:
-        rest = completion[marks[-1].end():marks[-1].end() + MAX_MARKED_CHARS].lstrip(" \t:=*")
-        rest = rest.lstrip("\n") if not rest.split("\n", 1)[0].strip() else rest
-        end = _SENTENCE_END.search(rest)
-        sentence = rest[:end.start() + 1] if end else rest
-        if _DIGIT_RE.search(sentence):
-            return plain_maths(sentence)
+        rest = plain_maths(completion[marks[-1].end():marks[-1].end() + MAX_MARKED_CHARS]).lstrip(" \t:=")
+        next_line = not rest.split("\n", 1)[0].strip()
+        rest = rest.lstrip("\n") if next_line else rest
+        if not (next_line and _LIST_START.match(rest)):     # "Answer:\n1. Multiply 6 by 7.": steps
+            end = _SENTENCE_END.search(rest)
+            sentence = rest[:end.start() + 1] if end else rest
+            if _states_a_number(sentence.split()):
+                return sentence
     return plain_maths(completion)
+
+
+_LIST_START = re.compile(r"\s*\d+[.)]\s+[^\W\d]")    # "1. Multiply": a numbered step, not an answer
+_QUALIFIERS = frozenset("approximately about roughly around exactly precisely nearly almost just "
+                        "equal equals to is = ≈ ~".split())
+_VARIABLE = re.compile(r"[^\W\d]\w{0,2}$")   # "x", "n", "ab1": a name assigned its value ("x = 42")
+
+
+def _states_a_number(words: list[str]) -> bool:
+    """The marked sentence begins with its number ("42.", "approximately 42", "x = 42",
+    "12 * 3 = 36"), not with words that refer to one ("in step 2 below")."""
+    i = 0
+    while i < len(words):
+        w = words[i].lower()
+        if w in _QUALIFIERS or (_VARIABLE.match(w) and i + 1 < len(words) and words[i + 1] == "="):
+            i += 1
+            continue
+        return _as_float(_clean(words[i])) is not None
+    return False
 
 
 def _clean(word: str) -> str:

@@ -66,9 +66,7 @@ SHARED_WINDOW_WORDS = 1000               # ... judged on the first this many wor
 # SHARED_SEQUENCE alike or the words in any order (shared counts / the larger) SHARED_BAG alike:
 # a copy edited everywhere (a pair of words swapped every 6 words, a word changed every 5th,
 # inserted or dropped every 4th) keeps few 3-grams but its words and their order. Measured with
-# benchmarks/copies.py (SmolLM2, two seeds per question): at the temperature the validator asks
-# for (0.7) no honest pair of 29 was joined, at 0.2 (near-greedy) 5 of 29 (near-duplicates, or
-# both echoing the question); edited copies of 46 answers: 44-46 joined per edit (RESULTS.md).
+# benchmarks/copies.py (SmolLM2, two seeds per question; RESULTS.md).
 SHARED_EDIT_MIN_WORDS = 30
 SHARED_SEQUENCE = 0.6
 SHARED_BAG = 0.85
@@ -269,25 +267,28 @@ def copies(completions: list[str], challenge: str = "") -> list[int]:
     the question alike are not one text for it) are at least SHARED_OVERLAP of the larger
     set. A sybil's nonce word, a changed word or two, or its own closing line leaves two
     pastes one text; two answers written apart share few 3-grams. From SHARED_EDIT_MIN_WORDS
-    words also one text: the words in order SHARED_SEQUENCE alike (2·LCS / both lengths) or
-    the words in any order SHARED_BAG alike, so a copy edited all through (swapped, changed,
-    inserted or dropped words every few words) is one text too. The challenge's words count
-    here: a sybil's copy of an answer that quotes the question is still a copy; two answers
-    that are mostly the question echoed alike are one text (they earn little: the rouge penalty).
+    words the challenge does not hold, also one text: those words in order SHARED_SEQUENCE
+    alike (2·LCS / both lengths) or in any order SHARED_BAG alike, so a copy edited all
+    through (swapped, changed, inserted or dropped words every few words) is one text too.
+    The challenge's words are left out as for 3-grams: two correct fixes of the debugging
+    task's code, explained apart, are two answers; an answer that is mostly the question is
+    judged on 3-grams only (it earns little anyway: the rouge penalty).
     Judged on the first SHARED_WINDOW_WORDS words; groups are joined transitively.
     """
     from rapidfuzz.distance import Indel
 
-    asked = set(_trigrams(text.tokens(challenge)[:SHARED_WINDOW_WORDS])) if challenge else set()
+    asked_words = text.tokens(challenge)[:SHARED_WINDOW_WORDS] if challenge else []
+    asked, asked_set = set(_trigrams(asked_words)), set(asked_words)
     grams: list[set | None] = []
-    seqs: list[list[str] | None] = []       # the words in order (long texts only)
+    seqs: list[list[str] | None] = []       # words not in the challenge, in order (long texts only)
     bags: list[_Bag | None] = []
     for c in completions:
         words = text.tokens(c)[:SHARED_WINDOW_WORDS]
         grams.append(set(_trigrams(words)) - asked if len(words) >= MIN_SHARED_WORDS else None)
-        long_enough = len(words) >= SHARED_EDIT_MIN_WORDS
-        seqs.append(words if long_enough else None)
-        bags.append(_Bag(words) if long_enough else None)
+        own = [w for w in words if w not in asked_set]
+        long_enough = len(own) >= SHARED_EDIT_MIN_WORDS
+        seqs.append(own if long_enough else None)
+        bags.append(_Bag(own) if long_enough else None)
     parent = list(range(len(completions)))
 
     def root(i: int) -> int:

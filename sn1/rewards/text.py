@@ -145,10 +145,22 @@ def _similarity(a: str, b: str) -> float:
     return float(Indel.normalized_similarity(a, b))
 
 
+_LINE_COMMENT = re.compile(r"(?:^|(?<=\s))(?:#|//).*$", re.MULTILINE)
+_SPACE = re.compile(r"\s+")
+
+
+def code_shape(code: str) -> str:
+    """Code as the debugging task judges it: line comments (# and //) out, every run of
+    whitespace one space, so a fix is not marked down for a comment or its indentation."""
+    return _SPACE.sub(" ", _LINE_COMMENT.sub("", code)).strip()
+
+
 @functools.lru_cache(maxsize=4)
-def _given(reference: str, challenge: str) -> float:
-    """How close the code the challenge itself holds (its fenced blocks) already is."""
-    return max((_similarity(reference.strip(), b.strip()) for b in _FENCE.findall(challenge)), default=0.0)
+def _given(reference: str, challenge: str) -> tuple[str, float]:
+    """The reference's code shape, and how close the code the challenge itself holds (its
+    fenced blocks) already is to it (0.0: the challenge holds no code)."""
+    ref = code_shape(reference)
+    return ref, max((_similarity(ref, code_shape(b)) for b in _FENCE.findall(challenge)), default=0.0)
 
 
 def diff(reference: str, completion: str, challenge: str = "") -> float:
@@ -163,12 +175,15 @@ def diff(reference: str, completion: str, challenge: str = "") -> float:
     prose; and with a `challenge` that holds code (the debugging task's corrupted code, fenced)
     only the improvement on that code pays, clip((d - d0) / (1 - d0)) with d0 the challenge
     code's own similarity: echoing the corrupted code scored 0.91, above a correct fix
-    explained in prose (0.79)."""
-    d = _similarity(reference.strip(), code_of(completion))
-    given = _given(reference, challenge) if challenge and "```" in challenge else 0.0
-    if given <= 0.0 or given >= 1.0:
-        return d
-    return min(1.0, max(0.0, (d - given) / (1.0 - given)))
+    explained in prose (0.79). Both are then compared as `code_shape` (comments and spacing
+    do not count: the corrupted code is within 1% of the reference, so one added comment
+    took a correct fix below it)."""
+    code = code_of(completion)
+    if challenge and "```" in challenge:
+        ref, given = _given(reference, challenge)
+        if 0.0 < given < 1.0:
+            return min(1.0, max(0.0, (_similarity(ref, code_shape(code)) - given) / (1.0 - given)))
+    return _similarity(reference.strip(), code)
 
 
 # Focus: an answer may be up to LENGTH_SLACK times as long as the reference (and at

@@ -240,9 +240,19 @@ def _reword_event(event: str) -> Callable[[random.Random], str]:
 
 # --- debugging ---------------------------------------------------------------------------
 
+CORRUPT_TRIES = 8
+
+
 def make_debugging(ctx, llm, rng, params) -> Draft:
+    from ..rewards.text import code_shape
+
     lang = ctx.extra.get("language", ctx.topic)
-    c = corrupt(ctx.content, rng)
+    # A corruption that only touched comments or spacing leaves nothing to fix (and the diff
+    # reward judges code without them): corrupt again.
+    for _ in range(CORRUPT_TRIES):
+        c = corrupt(ctx.content, rng)
+        if code_shape(c.corrupted) != code_shape(ctx.content):
+            break
 
     def wrap(text: str) -> str:
         return f"{text}\n\n```{lang}\n{c.corrupted}\n```"

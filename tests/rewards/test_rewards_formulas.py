@@ -124,6 +124,8 @@ ASKED = f"Can you find and fix the bug in this python code?\n\n```python\n{BROKE
     (f"```python\n{BROKEN}```", 0.0, 0.0),                  # ... fenced
     (f"The loop never adds:\n\n```python\n{FIXED}```\nNow it sums.", 1.0, 1.0),   # the fix, explained
     (FIXED, 1.0, 1.0),
+    (FIXED.replace("        total += x\n", "        total += x  # the line that was lost\n"), 1.0, 1.0),
+    ("```python\n" + FIXED.replace("    ", "  ") + "```", 1.0, 1.0),      # its own indentation
     (FIXED.replace("len(xs)", "len(x)"), 0.5, 0.99),        # closer, not right
     ("The bug is a missing line. Add it back.", 0.0, 0.0),
 ])
@@ -217,6 +219,11 @@ def test_diff_100kb_completion():
     ("42", "The answer is 42. I hope this helps with your 3 questions.", 1.0),
     ("42", "The answer is:\n42\nThanks for the 3 problems", 1.0),
     ("36", "The answer is 12 * 3 = 36. Enjoy!", 1.0),
+    ("42", "Final answer: **42**. See the 3 notes", 1.0),
+    ("0.75", "The answer is $\\frac{3}{4}$, see the 2 notes", 1.0),
+    # a marker that does not begin with its number is not the answer: the last number is read
+    ("42", "Answer:\n1. Multiply 6 by 7.\n2. That gives 42.", 1.0),
+    ("42", "The answer is in step 2 below.\nStep 1: think.\nStep 2: 6*7 = 42", 1.0),
     # one number is read whatever is marked: the last box
     ("5", "\\boxed{5} or \\boxed{7}", 0.0),
     ("7", "\\boxed{5} or \\boxed{7}", 1.0),

@@ -432,3 +432,16 @@ def test_answers_written_apart_on_one_subject_are_not_one_text():
     assert copies([LONG, other]) == [1, 1]
     # the same words as the question, in the question's order, are not held against either
     assert copies([LONG, other], challenge=LONG) == [1, 1]
+
+
+def test_two_correct_fixes_explained_apart_are_two_answers():
+    """The debugging task's answer is mostly the challenge's code: the edit rules leave the
+    challenge's words out (as 3-grams do), so two miners who both fix the code are not one text."""
+    code = "\n".join(f"def step_{i}(values, limit):\n    total = sum(v for v in values if v < limit)\n"
+                     f"    return total * {i}" for i in range(8))
+    broken = code.replace("v < limit", "v > limit", 1)
+    challenge = f"Find and fix the bug:\n```python\n{broken}\n```"
+    a = f"The comparison in step_0 is reversed; values under the limit count.\n```python\n{code}\n```"
+    b = f"Here is the corrected program, the first filter had its sign flipped:\n```python\n{code}\n```"
+    assert copies([a, b], challenge) == [1, 1]
+    assert copies([a, b]) == [2, 2]       # without the challenge, the shared code is one text
