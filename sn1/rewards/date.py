@@ -58,7 +58,7 @@ _PATTERNS = (
     re.compile(rf"\b{_DAY}\s+{_MONTH},?\s+(?P<year>\d{{3,4}})\b"),   # D Month YYYY
     re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+(?P<year>\d{{3,4}})\b"),   # Month D, YYYY
     re.compile(rf"\b{_DAY}\s+of\s+{_MONTH},?\s+(?P<year>\d{{3,4}})\b"),   # D of Month YYYY
-    re.compile(r"\b(?P<year>\d{4})-(?P<iso_m>\d{1,2})-(?P<iso_d>\d{1,2})\b"),   # YYYY-MM-DD (ISO 8601)
+    re.compile(r"\b(?P<year>\d{4})-(?P<iso_m>\d{1,2})-(?P<iso_d>\d{1,2})(?!\d)"),   # YYYY-MM-DD[Thh:mm]
     re.compile(r"\b(?P<dd>\d{1,2})\.(?P<mm>\d{1,2})\.(?P<year>\d{3,4})\b"),   # D.M.YYYY (day first)
 )
 

@@ -280,6 +280,7 @@ def test_date_formats():
     assert first_date("July 4, 1776 or 14 July 1789") == july4     # earliest in the text
     # how LLMs and other writers also write dates (each scored 0 before)
     assert first_date("on 1776-07-04.") == july4                   # ISO 8601: never swapped
+    assert first_date("at 1776-07-04T12:00") == july4               # ... with a time
     assert first_date("on 1776-04-07") == (98, 1776)
     assert first_date("the 4th of July 1776") == july4
     assert first_date("am 04.07.1776") == july4                    # dotted: day first
