@@ -35,6 +35,7 @@ from ..errors import one_line
 from ..llm.base import DEFAULT_SYSTEM_PROMPT, GenParams, piece_tokens
 from ..protocol.http import BodyTooLarge, read_body, wait_disconnect
 from ..protocol.auth import AuthError, has_auth_headers, verify_headers
+from ..protocol.connections import CHUNKED_REFUSAL
 from ..protocol.request import MAX_REQUEST_BYTES, RequestError, parse_request, parse_timeout_header
 from ..protocol.wire import (CHAT_PATH, DONE, HEALTH_PATH, TIMEOUT_HEADER, ChunkEncoder,
                              encode_completion, encode_error)
@@ -336,9 +337,7 @@ class ChatEndpoint:
         if "transfer-encoding" in headers:
             # Validators send a Content-Length. A chunked body costs the HTTP parser one event per
             # chunk before anything is verified: one-byte chunks from a stranger stalled the loop.
-            return await self._refuse(scope, receive, send, 411,
-                                      "send the body with a Content-Length (chunked request bodies are refused)",
-                                      headers={"Connection": "close"})
+            return await self._refuse(scope, receive, send, 411, CHUNKED_REFUSAL, headers={"Connection": "close"})
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > s.max_request_bytes:
             return await self._refuse(scope, receive, send, 413,

@@ -44,9 +44,9 @@ log = logging.getLogger("sn1.connections")
 
 _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
         b"content-length: 36\r\nconnection: close\r\n\r\nrequest headers not received in time")
-_411_BODY = b"send the body with a Content-Length (chunked request bodies are refused)"
+CHUNKED_REFUSAL = "send the body with a Content-Length (chunked request bodies are refused)"
 _411 = (b"HTTP/1.1 411 Length Required\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_411_BODY) + _411_BODY)
+        b"content-length: %d\r\nconnection: close\r\n\r\n" % len(CHUNKED_REFUSAL) + CHUNKED_REFUSAL.encode())
 HEAD_SLICE = 2048                     # bytes fed to the parser at a time until a request's headers are in
 
 
