@@ -208,6 +208,8 @@ class MinerClient:
         except TimeoutError:
             if read.complete:
                 pass            # [DONE] arrived; only the end of the HTTP body was late
+            elif r.status_code not in (None, 200):      # a refusal whose body never finished
+                r.status, r.message = "http_error", f"HTTP {r.status_code} (its body not received within {timeout:g}s)"
             elif t0 is None:
                 r.status, r.message = "connect_error", f"request not sent within {timeout:g}s"
             else:

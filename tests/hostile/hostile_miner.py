@@ -140,6 +140,12 @@ async def gzip_bomb(w):      # 64 MiB of zeros in ~64 KiB, announced as gzip
             b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
 
 
+async def slow_error(w):     # a refusal whose short body is dripped past the deadline
+    w.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\n"
+            b"content-length: 1000\r\nconnection: close\r\n\r\n")
+    await drip(w, b"x" * 1000, pause=0.05)
+
+
 async def gzip_error(w):     # the same bomb as an error page
     body = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
     w.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-encoding: gzip\r\n"
@@ -231,7 +237,7 @@ EXTRA = {"honest": honest}
 
 MODES = {f.__name__: f for f in (
     surrogate, invalid_utf8, controls, bad_finish, newlines, crlf, comments, empty_data, empty_events,
-    tiny_events, burst, drip_line, drip_events, giant_line, json_bomb, object_bomb, gzip_bomb, gzip_error,
+    tiny_events, burst, drip_line, drip_events, giant_line, json_bomb, object_bomb, gzip_bomb, gzip_error, slow_error,
     header_flood, info_flood, info_headers, tiny_chunks, chunk_ext, header_drip, endless, slow_endless, early_close, reset, miner_error, silent, bad_status,
     surrogate_error)}
 

@@ -43,6 +43,7 @@ EXPECT = {
     "object_bomb": ("protocol_error", "nested too deeply", "partial "),
     "gzip_bomb": ("protocol_error", "content-encoding 'gzip' not accepted", ""),
     "gzip_error": ("http_error", "HTTP 500", ""),
+    "slow_error": ("http_error", "HTTP 500 (its body not received", ""),    # was "timeout"
     "header_flood": ("protocol_error", "bytes on the wire", ""),
     # the wire budget: bytes that never reach a body count too (sn1/protocol/budget.py)
     "info_flood": ("protocol_error", "bytes on the wire", ""),
