@@ -37,6 +37,7 @@ log = logging.getLogger("sn1.gateway")
 # against the same bound (relay.Relay.run): a miner keeping its default never sees a larger body.
 MAX_BODY = MAX_REQUEST_BYTES
 BODY_TIMEOUT = 10.0
+CLOSE = (b"connection", b"close")
 
 
 class ChatEndpoint:
@@ -64,27 +65,29 @@ class ChatEndpoint:
 
     async def __call__(self, scope, receive, send) -> None:
         headers = Headers(scope=scope)
+        # Refused before its body is read: the connection is closed too, or a caller could go on
+        # sending a chunked body that the server parses (and drops) for as long as it likes.
         try:
             key, why = await self.key_of(headers)
         except StoreUnavailable as e:
-            return await self.refuse(send, 503, e.message, headers=[(b"retry-after", b"1")])
+            return await self.refuse(send, 503, e.message, headers=[(b"retry-after", b"1"), CLOSE])
         if key is None:
-            return await self.refuse(send, 401, why, headers=[(b"www-authenticate", b"Bearer")])
+            return await self.refuse(send, 401, why, headers=[(b"www-authenticate", b"Bearer"), CLOSE])
         rec = Record(key_name=key.name)
         t0 = time.monotonic()
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY:
             return await self.refuse(send, 413, f"body of {length} bytes exceeds the {MAX_BODY}-byte limit",
-                                     headers=[(b"connection", b"close")], rec=rec)
+                                     headers=[CLOSE], rec=rec)
         try:
             async with asyncio.timeout(BODY_TIMEOUT):
                 body = await read_body(receive, MAX_BODY)
         except TimeoutError:
             return await self.refuse(send, 408, f"request body not received within {BODY_TIMEOUT:g}s",
-                                     headers=[(b"connection", b"close")], rec=rec)
+                                     headers=[CLOSE], rec=rec)
         except BodyTooLarge:
             return await self.refuse(send, 413, f"body exceeds the {MAX_BODY}-byte limit",
-                                     headers=[(b"connection", b"close")], rec=rec)
+                                     headers=[CLOSE], rec=rec)
         except ClientDisconnect:
             return
         try:

@@ -255,3 +255,27 @@ def _serve(port: int) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["serve"]:
     _serve(int(sys.argv[2]))
+
+
+def test_a_refused_caller_cannot_go_on_sending_a_body(gw):
+    """401 before the body is read closes the connection: a stranger's chunked body would
+    otherwise be parsed (and dropped) for as long as it kept sending (each chunk resets the
+    keep-alive timer)."""
+    import socket
+
+    port = int(gw.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+                  + b"1\r\n \r\n" * 100)
+        got = s.recv(65536)
+        assert got.startswith(b"HTTP/1.1 401 "), got[:200]
+        s.settimeout(3)         # under uvicorn's 5 s keep-alive: only a close ends the stream in time
+        try:
+            while s.recv(65536):    # the rest of the 401, then the end of the stream
+                pass
+            closed = True
+        except ConnectionResetError:
+            closed = True
+        except socket.timeout:
+            closed = False
+    assert closed
