@@ -218,5 +218,8 @@ async def test_a_late_handshake_stretches_the_deadline_by_the_connect_allowance_
         wall = time.monotonic() - t0
     await http.aclose()
     assert r.status == "timeout" and r.completion.startswith("partial slow "), (r.status, r.message)
-    assert wall < CONNECT_ALLOWANCE + timeout + 0.5 < delay + timeout, wall
-    assert r.process_time <= timeout - (delay - CONNECT_ALLOWANCE) + 0.2, r.process_time
+    # ends at CONNECT_ALLOWANCE + timeout (7 s), not delay + timeout (9 s); a busy machine's margin
+    assert CONNECT_ALLOWANCE + timeout < delay + timeout - 1.0
+    assert wall < delay + timeout - 1.0, wall
+    # the miner's own clock ran 3 s of its 5 (it connected 2 s past the allowance)
+    assert r.process_time < timeout - 1.0, r.process_time
