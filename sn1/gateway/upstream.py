@@ -18,14 +18,13 @@ import httpx
 
 from ..errors import one_line
 from ..protocol.auth import sign_headers
-from ..protocol.budget import WireBudget, body_allowance, reads_allowed
+from ..protocol.budget import MAX_EVENTS, WireBudget, body_allowance, reads_allowed
 from ..protocol.metrics import CALLER_HEADER
 from ..protocol.http import error_message
 from ..protocol.sse import SSEError, SSEParser
 from ..protocol.wire import CHAT_PATH, MinerError, ProtocolError, decode_chunk
 
 MAX_EVENT_BYTES = 256 * 1024
-MAX_EVENTS = 16384 + 256      # the validator's caps (sn1.validator.query): chunks with text, events without
 MAX_MESSAGE = 300
 
 Event = tuple[str, "str | None", int]

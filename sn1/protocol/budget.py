@@ -17,6 +17,11 @@ from __future__ import annotations
 import httpcore
 import httpx
 
+# What a reader of miners' streams lets one answer hold (the validator's MinerClient and the
+# gateway's upstream both): events with text, and events without (role, finish, keep-alive).
+DEFAULT_MAX_CHUNKS = 16384
+MAX_EMPTY_EVENTS = 256
+MAX_EVENTS = DEFAULT_MAX_CHUNKS + MAX_EMPTY_EVENTS
 HEAD_LIMIT = 64 * 1024      # status lines and headers of every response, 1xx included
 FRAMING_PER_CHUNK = 8       # an HTTP/1.1 chunk's size line and CRLFs ("3e8\r\n" ... "\r\n")
 _CONNECTED = "connection.connect_tcp.complete"

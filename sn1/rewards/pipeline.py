@@ -43,6 +43,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from rapidfuzz.distance import Indel
+
 from sn1.errors import one_line
 from sn1.rewards import date as date_model
 from sn1.rewards import numeric, text
@@ -275,8 +277,6 @@ def copies(completions: list[str], challenge: str = "") -> list[int]:
     judged on 3-grams only (it earns little anyway: the rouge penalty).
     Judged on the first SHARED_WINDOW_WORDS words; groups are joined transitively.
     """
-    from rapidfuzz.distance import Indel
-
     asked_words = text.tokens(challenge)[:SHARED_WINDOW_WORDS] if challenge else []
     asked, asked_set = set(_trigrams(asked_words)), set(asked_words)
     grams: list[set | None] = []
@@ -306,7 +306,7 @@ def copies(completions: list[str], challenge: str = "") -> list[int]:
             # the size test first: most pairs are told apart without intersecting
             if min(len(a), len(b)) >= SHARED_OVERLAP * big and len(a & b) >= SHARED_OVERLAP * big:
                 parent[root(j)] = root(i)
-            elif seqs[i] is not None and seqs[j] is not None and _edited_copy(seqs[i], seqs[j], bags[i], bags[j], Indel):
+            elif seqs[i] is not None and seqs[j] is not None and _edited_copy(seqs[i], seqs[j], bags[i], bags[j]):
                 parent[root(j)] = root(i)
     sizes = defaultdict(int)
     for i in range(len(completions)):
@@ -322,7 +322,7 @@ class _Bag(Counter):
         self.words = frozenset(self)
 
 
-def _edited_copy(a: list[str], b: list[str], bag_a: _Bag, bag_b: _Bag, indel) -> bool:
+def _edited_copy(a: list[str], b: list[str], bag_a: _Bag, bag_b: _Bag) -> bool:
     """The same words in much the same order, or nearly the same words in any order."""
     big, small = max(len(a), len(b)), min(len(a), len(b))
     # 2·LCS / (small + big) <= 2·small / (small + big): most pairs are told apart by size alone
@@ -334,7 +334,7 @@ def _edited_copy(a: list[str], b: list[str], bag_a: _Bag, bag_b: _Bag, indel) ->
         return True
     if 2 * shared < SHARED_SEQUENCE * (len(a) + len(b)):
         return False
-    return indel.normalized_similarity(a, b, score_cutoff=SHARED_SEQUENCE) >= SHARED_SEQUENCE
+    return Indel.normalized_similarity(a, b, score_cutoff=SHARED_SEQUENCE) >= SHARED_SEQUENCE
 
 
 def _trigrams(words: list[str]):

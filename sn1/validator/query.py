@@ -34,7 +34,8 @@ import httpx
 from ..errors import one_line
 from ..llm.base import GenParams
 from ..protocol.auth import hotkey_signer, sign_headers
-from ..protocol.budget import WireBudget, body_allowance, budgeted_client, reads_allowed
+from ..protocol.budget import (DEFAULT_MAX_CHUNKS, MAX_EMPTY_EVENTS, WireBudget, body_allowance,
+                               budgeted_client, reads_allowed)
 from ..protocol.http import error_message
 from ..protocol.sse import FEED_SLICE, SSEError, SSEParser
 from ..protocol.wire import (CHAT_PATH, MinerError, ProtocolError, decode_chunk, decode_chunk_with_logprobs,
@@ -43,10 +44,8 @@ from ..protocol.wire import (CHAT_PATH, MinerError, ProtocolError, decode_chunk,
 log = logging.getLogger("sn1.validator.query")
 
 DEFAULT_MAX_BYTES = 1 << 20        # per response: ~250k tokens of text, far past any max_tokens
-DEFAULT_MAX_CHUNKS = 16384
 MAX_EVENT_BYTES = 256 * 1024     # one SSE event; a batch of tokens is a few hundred bytes
 MAX_DATA_LINES = 64              # per event; SN1 and OpenAI servers send one
-MAX_EMPTY_EVENTS = 256           # events without text (role, finish, keep-alive); honest streams send a few
 MAX_MESSAGE = 300                # chars of MinerResult.message: one line, whatever a miner sent
 # Connecting counts against nobody up to this: a miner that keeps its SYN queue full cannot
 # stretch a query's deadline by the kernel's retries (1, 3, 7 s ...) past timeout + this.
@@ -115,6 +114,7 @@ class MinerClient:
         self.signer = hotkey_signer(wallet)
         self.max_bytes = max_bytes
         self.max_chunks = max_chunks
+        self.max_events = max_chunks + MAX_EMPTY_EVENTS   # with text, and without (sn1.protocol.budget)
         self._own_http = http is None
         # No httpx timeouts: every request runs under its own asyncio deadline instead.
         # No keep-alive: a validator asks each miner once per step, further apart than a
@@ -122,7 +122,7 @@ class MinerClient:
         # under load httpcore's pool can expire an idle connection it has just handed to a
         # request (ReadError), which benchmarks/stream_fanout.py hit at 256 streams.
         # Every byte read counts (sn1.protocol.budget): 1xx floods, headers and HTTP framing too.
-        self.wire_allowance = body_allowance(max_bytes, max_chunks + MAX_EMPTY_EVENTS)
+        self.wire_allowance = body_allowance(max_bytes, self.max_events)
         self.http = http or budgeted_client(max_connections, self.wire_allowance)
 
     async def __aenter__(self) -> "MinerClient":
@@ -256,7 +256,7 @@ class MinerClient:
         max_bytes, max_chunks = self.max_bytes, self.max_chunks
         event_cap = min(max_bytes, MAX_EVENT_BYTES)
         parser = SSEParser(max_line=event_cap, max_event=event_cap, max_data_lines=MAX_DATA_LINES,
-                           max_events=max_chunks + MAX_EMPTY_EVENTS)
+                           max_events=self.max_events)
         parts, times, tokens = read.parts, r.chunk_times, r.chunk_tokens
         n_bytes = 0
         empty = 0
@@ -269,7 +269,7 @@ class MinerClient:
                 t = now() - t0
                 n_bytes += len(raw)
                 reads += 1
-                if reads > reads_allowed(n_bytes, max_chunks + MAX_EMPTY_EVENTS):
+                if reads > reads_allowed(n_bytes, self.max_events):
                     raise SSEError(f"{reads} HTTP chunks for {n_bytes} bytes: the body arrives in slivers")
                 if n_bytes > max_bytes:
                     raw = raw[:len(raw) - (n_bytes - max_bytes)]
