@@ -26,8 +26,9 @@ Departures (README "Where we differ"), so that only the right number pays:
 * a percentage ("45.91%", "45.91 %", "45.91 percent") is its number, and also
   that number / 100: a probability of 0.4591 answered "45.91%" is right;
 * the answer a completion marks is the one read: the last ``\boxed{...}``, else
-  the sentence after the last "the answer is" / "Answer:" / "final answer",
-  else the whole text (`answer_part`); LaTeX and markdown are read as plain
+  the sentence after the last "the answer is" / "Answer:" / "final answer" when
+  it begins with its number (not "1. Multiply ..." or "in step 2 below"), else
+  the whole text (`answer_part`); LaTeX and markdown are read as plain
   maths first (``\frac{3}{4}``, ``$42$``, ``**42**``, ``x=42``, ``≈42``). An
   LLM's "\boxed{42}" followed by "... your 3 questions" scored 0 as its last
   number was 3. Only one number is ever read, so marking several gains nothing.
